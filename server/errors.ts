@@ -1,0 +1,55 @@
+/**
+ * Typed errors with stable codes. Every code is listed, with its meaning and what to do,
+ * in docs/errors.md; tests assert class, code and message.
+ */
+export type ErrorCode =
+  // NIfTI reading and writing
+  | 'NIFTI_NOT_NIFTI'
+  | 'NIFTI_TRUNCATED_HEADER'
+  | 'NIFTI_TRUNCATED_DATA'
+  | 'NIFTI_GZIP_CORRUPT'
+  | 'NIFTI_BAD_DIMS'
+  | 'NIFTI_BAD_VOX_OFFSET'
+  | 'NIFTI_UNSUPPORTED_DATATYPE'
+  | 'NIFTI_MISSING_IMG'
+  | 'NIFTI_VOLUME_OUT_OF_RANGE'
+  | 'NIFTI_WRITE_FAILED'
+  // masks and atlases
+  | 'MASK_GRID_MISMATCH'
+  | 'MASK_EMPTY'
+  | 'ATLAS_NO_OVERLAP'
+  | 'ATLAS_BAD_LABELS'
+  | 'ATLAS_BAD_IMAGE'
+  // files, sessions and the command line
+  | 'FILE_NOT_FOUND'
+  | 'FILE_UNREADABLE'
+  | 'SESSION_INVALID'
+  | 'CLI_USAGE'
+  | 'FFMPEG_NOT_FOUND'
+  | 'FFMPEG_FAILED'
+  // engine
+  | 'ENGINE_BAD_INPUT'
+  | 'ENGINE_NOT_FITTED';
+
+export class SyncactError extends Error {
+  override readonly name = 'SyncactError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** The file the problem is about, when there is one. */
+    readonly file?: string,
+  ) {
+    super(file ? `${file}: ${message}` : message);
+  }
+}
+
+export function isSyncactError(e: unknown): e is SyncactError {
+  return e instanceof SyncactError;
+}
+
+/** One line for a terminal: `CODE: message`. */
+export function formatError(e: unknown): string {
+  if (isSyncactError(e)) return `${e.code}: ${e.message}`;
+  if (e instanceof Error) return `INTERNAL: ${e.message}`;
+  return `INTERNAL: ${String(e)}`;
+}
