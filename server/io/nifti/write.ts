@@ -148,10 +148,10 @@ async function openWriter(path: string, options: NiftiWriteOptions, dims: number
     throw writeError(path, e);
   }
   const out = handle.createWriteStream();
-  const gz = path.endsWith('.gz');
-  const sink: Writable = gz ? createGzip({ level: options.gzipLevel ?? 6 }) : out;
+  const gzip = path.endsWith('.gz') ? createGzip({ level: options.gzipLevel ?? 6 }) : null;
+  const sink: Writable = gzip ?? out;
   let failure: unknown = null;
-  const done = (gz ? pipeline(sink, out) : finished(out)).catch((e: unknown) => {
+  const done = (gzip ? pipeline(gzip, out) : finished(out)).catch((e: unknown) => {
     failure = e;
   });
   let discarded = false;
