@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'FFMPEG_FAILED'
   // engine
   | 'ENGINE_BAD_INPUT'
-  | 'ENGINE_NOT_FITTED';
+  | 'ENGINE_NOT_FITTED'
+  | 'ENGINE_SNAPSHOT_MISMATCH';
 
 export class SyncactError extends Error {
   override readonly name = 'SyncactError';
