@@ -71,7 +71,7 @@ describe('HrfConvolver', () => {
     const conv = new HrfConvolver({ channels: 2, kernels: [h] });
     const bins = new Float64Array(32);
     for (let i = 0; i < 16; i++) { bins[2 * i] = 3; bins[2 * i + 1] = -1; }
-    let o = new Float64Array(2);
+    let o: Float64Array = new Float64Array(2);
     for (let k = 0; k < 40; k++) o = conv.pushTr(bins);
     expect(o[0]).toBeCloseTo(3, 10);
     expect(o[1]).toBeCloseTo(-1, 10);
