@@ -13,10 +13,12 @@ export type ErrorCode =
   | 'NIFTI_UNSUPPORTED_DATATYPE'
   | 'NIFTI_MISSING_IMG'
   | 'NIFTI_VOLUME_OUT_OF_RANGE'
+  | 'NIFTI_BAD_SCALING'
   | 'NIFTI_WRITE_FAILED'
   // masks and atlases
   | 'MASK_GRID_MISMATCH'
   | 'MASK_EMPTY'
+  | 'MASK_BAD_IMAGE'
   | 'ATLAS_NO_OVERLAP'
   | 'ATLAS_BAD_LABELS'
   | 'ATLAS_BAD_IMAGE'
@@ -27,6 +29,8 @@ export type ErrorCode =
   | 'CLI_USAGE'
   | 'FFMPEG_NOT_FOUND'
   | 'FFMPEG_FAILED'
+  | 'OUTPUT_NOT_WRITABLE'
+  | 'SYNTH_BAD_OPTIONS'
   // engine
   | 'ENGINE_BAD_INPUT'
   | 'ENGINE_NOT_FITTED'
