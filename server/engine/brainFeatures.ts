@@ -6,7 +6,7 @@
  * - probabilistic or soft maps (`weights`, one array over the masked voxels per region):
  *   stored sparsely (index + weight of the non-zero voxels), because 400 dense maps over
  *   200 k voxels would be 320 MB while each parcel covers a few hundred voxels;
- * - label atlases (`labels`, one region index per masked voxel, −1 for none): one pass over
+ * - label atlases (`labelOfVoxel`, one region index per masked voxel, −1 for none): one pass over
  *   V with a running sum and count per region, the fast path for hard parcellations.
  * A region whose usable weight sums to 0 (empty, or all its voxels NaN in this volume) gives
  * NaN, not an exception: a dropped-out parcel must not stop the replay.
@@ -22,7 +22,7 @@ export type BrainFeaturesOptions =
     }
   | {
       /** Region index (0 … regions−1) of each masked voxel, −1 for voxels in no region. */
-      labels: Int32Array;
+      labelOfVoxel: Int32Array;
       /** Number of regions. */
       regions: number;
       normalize?: 'mean';
@@ -47,8 +47,8 @@ export class BrainFeatures {
     if ((options.normalize ?? 'mean') !== 'mean') {
       throw new SyncactError('ENGINE_BAD_INPUT', `brainFeatures: unknown normalize ${String(options.normalize)}`);
     }
-    if ('labels' in options) {
-      const { labels, regions } = options;
+    if ('labelOfVoxel' in options) {
+      const { labelOfVoxel: labels, regions } = options;
       if (!Number.isInteger(regions) || regions < 1) throw new SyncactError('ENGINE_BAD_INPUT', `brainFeatures: regions must be a positive integer, got ${regions}`);
       for (let v = 0; v < labels.length; v++) {
         const l = labels[v];

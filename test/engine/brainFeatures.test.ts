@@ -33,7 +33,7 @@ describe('BrainFeatures', () => {
   };
 
   it('label fast path equals the indicator-weight path and the batch twin', () => {
-    const byLabel = new BrainFeatures({ labels, regions: R });
+    const byLabel = new BrainFeatures({ labelOfVoxel: labels, regions: R });
     const byWeight = new BrainFeatures({ weights: indicator });
     for (let seed = 0; seed < 5; seed++) {
       const y = volume(seed);
@@ -63,13 +63,13 @@ describe('BrainFeatures', () => {
   });
 
   it('a region whose voxels are all NaN gives NaN, the others are unaffected', () => {
-    const f = new BrainFeatures({ labels: Int32Array.of(0, 0, 1, 1, -1), regions: 2 });
+    const f = new BrainFeatures({ labelOfVoxel: Int32Array.of(0, 0, 1, 1, -1), regions: 2 });
     expect(Array.from(f.extract(Float64Array.of(NaN, NaN, 2, 4, 100)))).toEqual([NaN, 3]);
   });
 
   it('rejects bad labels and wrong volume lengths with typed errors', () => {
-    expect(() => new BrainFeatures({ labels: Int32Array.of(0, 2), regions: 2 })).toThrowError(SyncactError);
+    expect(() => new BrainFeatures({ labelOfVoxel: Int32Array.of(0, 2), regions: 2 })).toThrowError(SyncactError);
     expect(() => new BrainFeatures({ weights: [new Float32Array(3), new Float32Array(4)] })).toThrowError(/map 1 has 4 voxels/);
-    expect(() => new BrainFeatures({ labels, regions: R }).extract(new Float32Array(3))).toThrowError(/expected 500/);
+    expect(() => new BrainFeatures({ labelOfVoxel: labels, regions: R }).extract(new Float32Array(3))).toThrowError(/expected 500/);
   });
 });
