@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { HrfConvolver } from '../../server/engine/hrfConvolver.ts';
 import { microtimeHrfKernels } from '../../server/engine/hrf.ts';
-import { normalArray } from '../../server/engine/random.ts';
+import { MicrotimeBinner } from '../../server/engine/microtime.ts';
+import { createRng, normalArray } from '../../server/engine/random.ts';
 import { SyncactError } from '../../server/errors.ts';
 
 const ref = JSON.parse(readFileSync(new URL('../reference/hrf_reference.json', import.meta.url), 'utf8')) as Record<string, number[] & number>;
@@ -113,5 +114,40 @@ describe('HrfConvolver', () => {
     expect(() => new HrfConvolver({ channels: 2, kernels: [] })).toThrowError(SyncactError);
     expect(() => new HrfConvolver({ channels: 2, kernels: [h], referenceBin: 16 })).toThrowError(/referenceBin/);
     expect(() => new HrfConvolver({ channels: 2, kernels: [h] }).pushTr(new Float64Array(31))).toThrowError(/got 31/);
+  });
+
+  it('frames → MicrotimeBinner → HrfConvolver equals convolving the held frame series in one batch', () => {
+    // 30 fps against TR 0.6 s / 16 bins (37.5 ms): some bins get two frames (averaged), and a
+    // decoder stall (frames 300-329 missing) leaves a second of empty bins (held).
+    const tr = 0.6, T = 16, C = 3, nTr = 70, fps = 30;
+    const rng = createRng(12);
+    const binner = new MicrotimeBinner({ tr, binsPerTr: T, channels: C });
+    const [h] = microtimeHrfKernels({ tr, binsPerTr: T });
+    const conv = new HrfConvolver({ channels: C, kernels: [h], binsPerTr: T });
+    // batch: the whole microtime series built at once from all frames, then convolved
+    const dt = tr / T;
+    const series = new Float64Array(nTr * T * C);
+    const last = new Float64Array(C);
+    const frames: { t: number; v: Float64Array }[] = [];
+    for (let f = 0; f / fps < nTr * tr; f++) {
+      const v = new Float64Array(C);
+      for (let c = 0; c < C; c++) v[c] = rng.normal() + c;
+      if (f < 300 || f >= 330) frames.push({ t: f / fps, v });
+    }
+    let f = 0;
+    for (let g = 0; g < nTr * T; g++) {
+      const sum = new Float64Array(C);
+      let count = 0;
+      for (; f < frames.length && Math.floor(frames[f].t / dt) === g; f++, count++) frames[f].v.forEach((v, c) => (sum[c] += v));
+      if (count > 0) sum.forEach((v, c) => (last[c] = v / count));
+      series.set(last, g * C);
+    }
+    const expected = batchConvolve(series, C, h, T, T / 2);
+    f = 0;
+    for (let k = 0; k < nTr; k++) {
+      while (f < frames.length && frames[f].t < (k + 1) * tr) binner.pushFrame(frames[f].t, frames[f++].v);
+      const out = conv.pushTr(binner.takeTr(k));
+      for (let c = 0; c < C; c++) expect(out[c]).toBeCloseTo(expected[k * C + c], 11);
+    }
   });
 });
