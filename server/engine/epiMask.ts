@@ -116,7 +116,7 @@ export function computeEpiMask(
   const connected = options.connected ?? true;
   const values = epiMaskInput(mean, dims, opening);
   const threshold = epiThreshold(values, options);
-  let mask = new Uint8Array(n);
+  let mask: Uint8Array = new Uint8Array(n);
   for (let p = 0; p < n; p++) mask[p] = values[p] >= threshold ? 1 : 0;
 
   if (opening) mask = binaryErosion(mask, dims, opening);

@@ -48,11 +48,11 @@ export class MeanVolume implements Estimator {
 
   restore(snapshot: EstimatorSnapshot): void {
     if (snapshot.kind !== KIND || snapshot.version !== VERSION) {
-      throw new SyncactError('ENGINE_BAD_INPUT', `cannot restore a ${snapshot.kind} v${snapshot.version} snapshot into ${KIND} v${VERSION}`);
+      throw new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `cannot restore a ${snapshot.kind} v${snapshot.version} snapshot into ${KIND} v${VERSION}`);
     }
     const sum = snapshot.arrays.sum;
     if (!(sum instanceof Float64Array) || sum.length !== this.voxels || snapshot.scalars.voxels !== this.voxels) {
-      throw new SyncactError('ENGINE_BAD_INPUT', `snapshot is for ${snapshot.scalars.voxels} voxels, expected ${this.voxels}`);
+      throw new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `snapshot is for ${snapshot.scalars.voxels} voxels, expected ${this.voxels}`);
     }
     this.sum = sum.slice();
     this.n = snapshot.scalars.count;

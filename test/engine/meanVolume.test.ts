@@ -30,7 +30,8 @@ describe('MeanVolume', () => {
     expect(b.count).toBe(9);
     volumes.slice(9).forEach((v) => b.update(v));
     expect(Array.from(b.mean())).toEqual(Array.from(a.mean()));
-    expect(() => new MeanVolume(voxels + 1).restore(snap)).toThrow(SyncactError);
+    expect(() => new MeanVolume(voxels + 1).restore(snap)).toThrow(expect.objectContaining({ code: 'ENGINE_SNAPSHOT_MISMATCH' }));
+    expect(() => b.restore({ ...snap, kind: 'glm' })).toThrow(SyncactError);
   });
 
   it('errors: no volume yet, wrong length', () => {
