@@ -5,8 +5,13 @@
  * - engine.hrf_deriv_update_ms: the same with the temporal derivative (two kernels);
  * - engine.cka_update_ms: one IncrementalCka update with p = 512 units and q = 400 features;
  * - engine.standardize_update_ms: Welford update + transform of 200 k voxels.
- * Medians over repeated TRs after a warm-up that fills the HRF ring.
+ * Medians over repeated TRs after a warm-up that fills the HRF ring. The numpy twins
+ * (bench/reference/engine_small.py, run with the Debian python) give numpy.hrf_update_ms,
+ * numpy.cka_update_ms and numpy.standardize_update_ms in the same run; NaN without python.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { median, type BenchSuite } from './bench.ts';
 import { HrfConvolver } from '../server/engine/hrfConvolver.ts';
 import { microtimeHrfKernels } from '../server/engine/hrf.ts';
@@ -25,9 +30,30 @@ function timePerCall(warmup: number, reps: number, f: (i: number) => void): numb
   return median(times);
 }
 
+const NUMPY_FIGURES = ['numpy.hrf_update_ms', 'numpy.cka_update_ms', 'numpy.standardize_update_ms'];
+const PYTHON = '/usr/bin/python3';
+
+/** Runs the numpy twins; NaN for every figure when python or numpy is missing or fails. */
+function numpyFigures(log: (m: string) => void): Record<string, number> {
+  const script = fileURLToPath(new URL('./reference/engine_small.py', import.meta.url));
+  try {
+    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
+    return JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', timeout: 120_000 })) as Record<string, number>;
+  } catch (e) {
+    log(`numpy reference skipped: ${(e as Error).message.split('\n')[0]}`);
+    return Object.fromEntries(NUMPY_FIGURES.map((f) => [f, NaN]));
+  }
+}
+
 const suite: BenchSuite = {
   title: 'engine estimators (HRF convolution, CKA, standardization)',
-  figures: ['engine.hrf_update_ms', 'engine.hrf_deriv_update_ms', 'engine.cka_update_ms', 'engine.standardize_update_ms'],
+  figures: [
+    'engine.hrf_update_ms',
+    'engine.hrf_deriv_update_ms',
+    'engine.cka_update_ms',
+    'engine.standardize_update_ms',
+    ...NUMPY_FIGURES,
+  ],
   async run(ctx) {
     const out: Record<string, number> = {};
     const units = 4096;
@@ -63,6 +89,7 @@ const suite: BenchSuite = {
         s.transform(ys[i % 2], z);
       });
     }
+    if (NUMPY_FIGURES.some((f) => ctx.wants(f))) Object.assign(out, numpyFigures(ctx.log));
     return out;
   },
 };
