@@ -211,45 +211,61 @@ export function atlasFromLabels(input: AtlasTarget & { labels: ArrayLike<number>
  * grid and mask: trilinear resampling, the non-zero weights inside the mask kept.
  */
 export function atlasFromMaps(input: AtlasTarget & { maps: ArrayLike<number>[]; grid: Grid; table?: LabelEntry[] }): Atlas {
-  const { grid, maps } = input;
+  const builder = mapsBuilder(input, input.maps.length);
+  input.maps.forEach((map, m) => builder.add(map, m));
+  return builder.finish();
+}
+
+/**
+ * Builds a maps atlas one map at a time, so a file's stack is streamed and only the
+ * sparse weights are kept (a 64-map 2 mm stack is 230 MB as float32).
+ */
+function mapsBuilder(
+  input: AtlasTarget & { grid: Grid; table?: LabelEntry[] },
+  count: number,
+): { add(map: ArrayLike<number>, m: number): void; finish(): Atlas } {
+  const { grid } = input;
   checkAffine(grid, input.imagePath);
   const pos = maskPositions(input.mask, input.target);
-  const names = mapNames(maps.length, input.table, input);
+  const names = mapNames(count, input.table, input);
   const onGrid = sameGrid(grid, input.target);
-  const maskedVoxels = maskCount(input.mask);
   const kept: number[] = [];
   const weights: RegionWeights[] = [];
   const dropped: DroppedRegion[] = [];
-  maps.forEach((map, m) => {
-    if (map.length !== gridVoxelCount(grid)) {
-      throw new SyncactError('ATLAS_BAD_IMAGE', `map ${m + 1} has ${map.length} values for a ${grid.dims.join('×')} grid`, input.imagePath);
-    }
-    const finite = Float64Array.from(map, (v) => (Number.isFinite(v) ? v : 0));
-    const onData = onGrid ? finite : resampleTrilinear(finite, grid, input.target);
-    const voxels: number[] = [];
-    const values: number[] = [];
-    for (let p = 0; p < onData.length; p++) {
-      if (pos[p] >= 0 && onData[p] !== 0) {
-        voxels.push(pos[p]);
-        values.push(onData[p]);
-      }
-    }
-    if (voxels.length === 0) {
-      dropped.push({ name: names[m], index: m + 1, reason: 'no voxel inside the data mask' });
-      return;
-    }
-    kept.push(m + 1);
-    weights.push({ voxels: Uint32Array.from(voxels), values: Float32Array.from(values) });
-  });
-  if (kept.length === 0) throw noOverlap(grid, input);
   return {
-    kind: 'maps',
-    names: kept.map((i) => names[i - 1]),
-    indices: kept,
-    weights,
-    maskedVoxels,
-    dropped,
-    warnings: dropped.map((d) => dropWarning(d, 'maps')),
+    add(map, m) {
+      if (map.length !== gridVoxelCount(grid)) {
+        throw new SyncactError('ATLAS_BAD_IMAGE', `map ${m + 1} has ${map.length} values for a ${grid.dims.join('×')} grid`, input.imagePath);
+      }
+      const finite = Float64Array.from(map, (v) => (Number.isFinite(v) ? v : 0));
+      const onData = onGrid ? finite : resampleTrilinear(finite, grid, input.target);
+      const voxels: number[] = [];
+      const values: number[] = [];
+      for (let p = 0; p < onData.length; p++) {
+        if (pos[p] >= 0 && onData[p] !== 0) {
+          voxels.push(pos[p]);
+          values.push(onData[p]);
+        }
+      }
+      if (voxels.length === 0) {
+        dropped.push({ name: names[m], index: m + 1, reason: 'no voxel inside the data mask' });
+        return;
+      }
+      kept.push(m + 1);
+      weights.push({ voxels: Uint32Array.from(voxels), values: Float32Array.from(values) });
+    },
+    finish() {
+      if (kept.length === 0) throw noOverlap(grid, input);
+      return {
+        kind: 'maps',
+        names: kept.map((i) => names[i - 1]),
+        indices: kept,
+        weights,
+        maskedVoxels: maskCount(input.mask),
+        dropped,
+        warnings: dropped.map((d) => dropWarning(d, 'maps')),
+      };
+    },
   };
 }
 
@@ -304,9 +320,9 @@ export async function loadAtlas(options: LoadAtlasOptions): Promise<Atlas> {
       }
       return atlasFromLabels({ ...common, labels: await image.readVolume(0, 'float64') });
     }
-    const maps: Float32Array[] = [];
-    for await (const { data } of image.volumes()) maps.push(data);
-    return atlasFromMaps({ ...common, maps });
+    const builder = mapsBuilder(common, image.volumeCount);
+    for await (const { index, data } of image.volumes()) builder.add(data, index);
+    return builder.finish();
   } finally {
     await image.close();
   }
