@@ -6,6 +6,8 @@
  */
 import { createRng, type Rng } from '../engine/random.ts';
 import { STREAM, subSeed } from './seed.ts';
+import { driftRegressors, pickDecorrelated } from './decorrelate.ts';
+import { featureDrive } from './drives.ts';
 
 /**
  * The controlled features, in the order of truth.json:
@@ -57,6 +59,11 @@ export interface FeatureTimeline {
   courses: Float64Array[];
   /** Per feature, the value rendered in frame i (shown from i/fps until the next frame). */
   perFrame: Float64Array[];
+  /** Per feature, the standardized HRF-convolved drive per TR (drives.ts). */
+  drives: Float64Array[];
+  /** Per feature, which draw of its seed stream was kept, and its worst |r| (decorrelate.ts). */
+  attempts: number[];
+  maxAbsR: number[];
 }
 
 export interface FeatureTimelineOptions {
@@ -67,22 +74,52 @@ export interface FeatureTimelineOptions {
   fps: number;
   frameCount: number;
   blockSeconds: [number, number];
+  /** Largest |r| allowed between drives, and with the drift shapes. */
+  maxAbsR: number;
+  maxAttempts: number;
 }
 
-/** The feature courses of a session and their per-frame values (linear interpolation). */
+/** Per-frame values of a course sampled every dt seconds (linear interpolation at i/fps). */
+export function courseToFrames(course: Float64Array, dt: number, fps: number, frameCount: number): Float64Array {
+  const n = course.length;
+  const values = new Float64Array(frameCount);
+  for (let i = 0; i < frameCount; i++) {
+    const u = Math.min(n - 1, i / fps / dt);
+    const j = Math.min(n - 2, Math.floor(u));
+    const w = u - j;
+    values[i] = (1 - w) * course[j] + w * course[j + 1];
+  }
+  return values;
+}
+
+/**
+ * The feature courses of a session, their per-frame values and drives. Feature f's draw a
+ * uses seed stream (features, f·65536 + a); draws are redrawn until the drive is weakly
+ * correlated with the earlier features' drives and the drift shapes.
+ */
 export function featureTimeline(o: FeatureTimelineOptions): FeatureTimeline {
   const dt = o.tr / o.microtimeBins;
   const n = o.nVolumes * o.microtimeBins + 1;
-  const courses = FEATURE_NAMES.map((_, f) => slowCourse(createRng(subSeed(o.seed, STREAM.features, f)), n, dt, o.blockSeconds));
-  const perFrame = courses.map((course) => {
-    const values = new Float64Array(o.frameCount);
-    for (let i = 0; i < o.frameCount; i++) {
-      const u = Math.min(n - 1, i / o.fps / dt);
-      const j = Math.min(n - 2, Math.floor(u));
-      const w = u - j;
-      values[i] = (1 - w) * course[j] + w * course[j + 1];
-    }
-    return values;
+  const timing = { tr: o.tr, nVolumes: o.nVolumes, microtimeBins: o.microtimeBins };
+  const avoid = driftRegressors(o.nVolumes);
+  const out: FeatureTimeline = { dt, courses: [], perFrame: [], drives: [], attempts: [], maxAbsR: [] };
+  FEATURE_NAMES.forEach((_, f) => {
+    const picked = pickDecorrelated(
+      (attempt) => {
+        const course = slowCourse(createRng(subSeed(o.seed, STREAM.features, f * 65536 + attempt)), n, dt, o.blockSeconds);
+        const perFrame = courseToFrames(course, dt, o.fps, o.frameCount);
+        return { value: { course, perFrame }, signal: featureDrive(perFrame, o.fps, timing) };
+      },
+      avoid,
+      o.maxAbsR,
+      o.maxAttempts,
+    );
+    out.courses.push(picked.value.course);
+    out.perFrame.push(picked.value.perFrame);
+    out.drives.push(picked.signal);
+    out.attempts.push(picked.attempt);
+    out.maxAbsR.push(picked.maxAbsR);
+    avoid.push(picked.signal);
   });
-  return { dt, courses, perFrame };
+  return out;
 }

@@ -34,6 +34,13 @@ export interface SynthPreset {
   driftSd: number;
   /** Feature courses hold each level for a random duration in this range (seconds). */
   blockSeconds: [number, number];
+  /**
+   * Largest |r| allowed between any two planted signals (feature drives, null signals) and
+   * between a signal and the drift shapes; courses are redrawn until it holds (decorrelate.ts).
+   */
+  maxAbsR: number;
+  /** Redraws tried before keeping the least correlated one. */
+  maxAttempts: number;
   /** Volumes between stored noise states, for seeking backwards in hcp7t-size runs. */
   checkpointEvery: number;
 }
@@ -60,6 +67,8 @@ const common = {
   amplitude: 20,
   driftSd: 10,
   blockSeconds: [3, 9] as [number, number],
+  maxAbsR: 0.3,
+  maxAttempts: 200,
 };
 
 export const PRESETS: Record<PresetName, SynthPreset> = {
@@ -73,6 +82,8 @@ export const PRESETS: Record<PresetName, SynthPreset> = {
     width: 64,
     height: 64,
     snr: 2,
+    // 60 TRs hold only ~10 independent blocks per course: 0.3 would take hundreds of redraws.
+    maxAbsR: 0.4,
     checkpointEvery: 16,
   },
   demo: {

@@ -8,7 +8,8 @@ import { SyncactError } from '../errors.ts';
 import { createRng } from '../engine/random.ts';
 import type { Grid } from '../io/nifti/types.ts';
 import { BoldGenerator } from './bold.ts';
-import { convolveAndSample, featureDrive, perTrMeans, standardize, type DriveTiming } from './drives.ts';
+import { driftRegressors, pickDecorrelated } from './decorrelate.ts';
+import { convolveAndSample, perTrMeans, standardize, type DriveTiming } from './drives.ts';
 import { FEATURE_NAMES, featureTimeline, slowCourse } from './features.ts';
 import { proceduralMovie, type ProceduralMovie } from './movie.ts';
 import { brainRadius2, ellipsoidMask, NETWORK_SPECS, networkMap, voxelToWorld } from './phantom.ts';
@@ -52,6 +53,8 @@ export interface SyntheticSession {
     perFrame: Float64Array[];
     /** Per feature, the mean over the frames of each TR (not convolved). */
     perTr: Float64Array[];
+    /** Per feature, which draw of its seed stream was kept (see decorrelate.ts). */
+    draws: number[];
   };
   truth: {
     networks: TruthNetwork[];
@@ -94,27 +97,38 @@ export function createSyntheticSession(options: SyntheticSessionOptions): Synthe
     fps: preset.fps,
     frameCount,
     blockSeconds: preset.blockSeconds,
+    maxAbsR: preset.maxAbsR,
+    maxAttempts: preset.maxAttempts,
   });
-  const drives = timeline.perFrame.map((values) => featureDrive(values, preset.fps, timing));
+  const drives = timeline.drives;
   const perTr = timeline.perFrame.map((values) => perTrMeans(values, preset.fps, timing));
 
   const mask = ellipsoidMask(grid);
   let maskedVoxels = 0;
   for (const m of mask) maskedVoxels += m;
 
+  // Null networks carry their own slow signal: the same kind of course as a feature, from
+  // their own seed stream, kept only if weakly correlated with every feature drive.
+  const avoid = [...driftRegressors(preset.nVolumes), ...drives];
   const networks: TruthNetwork[] = NETWORK_SPECS.map((spec, n) => {
     const map = networkMap(grid, mask, spec);
     let signal: Float64Array;
     if (spec.driver === null) {
-      // A null network's own slow signal: same kind of course as a feature, from its own
-      // seed stream, so it is independent of every feature.
-      const course = slowCourse(
-        createRng(subSeed(seed, STREAM.nullSignals, n)),
-        preset.nVolumes * preset.microtimeBins,
-        preset.tr / preset.microtimeBins,
-        preset.blockSeconds,
-      );
-      signal = standardize(convolveAndSample(course, timing));
+      signal = pickDecorrelated(
+        (attempt) => {
+          const course = slowCourse(
+            createRng(subSeed(seed, STREAM.nullSignals, n * 65536 + attempt)),
+            preset.nVolumes * preset.microtimeBins,
+            preset.tr / preset.microtimeBins,
+            preset.blockSeconds,
+          );
+          return { value: null, signal: standardize(convolveAndSample(course, timing)) };
+        },
+        avoid,
+        preset.maxAbsR,
+        preset.maxAttempts,
+      ).signal;
+      avoid.push(signal);
     } else {
       signal = drives[FEATURE_NAMES.indexOf(spec.driver as (typeof FEATURE_NAMES)[number])];
     }
@@ -145,7 +159,7 @@ export function createSyntheticSession(options: SyntheticSessionOptions): Synthe
     mask,
     maskedVoxels,
     movie: proceduralMovie({ fps: preset.fps, width: preset.width, height: preset.height, frameCount, perFrame: timeline.perFrame }),
-    features: { names: [...FEATURE_NAMES], perFrame: timeline.perFrame, perTr },
+    features: { names: [...FEATURE_NAMES], perFrame: timeline.perFrame, perTr, draws: timeline.attempts },
     truth: { networks, drives, snr: preset.snr, ar1: preset.ar1, amplitude: preset.amplitude },
     volume: (k) => bold.volume(k),
   };

@@ -236,6 +236,9 @@ export function truthJson(session: SyntheticSession): Record<string, unknown> {
         'standardized over the run (population SD)',
       reference_bin_of_tr0: referenceBin(0, p.microtimeBins),
       snr: 'amplitude / noise_sd at a map peak (map = 1)',
+      decorrelation:
+        'each feature course is redrawn (draw = index of the kept draw) until its drive has |r| <= parameters.maxAbsR ' +
+        'with the earlier drives and the drift shapes; null signals likewise against all drives',
     },
     snr: session.truth.snr,
     ar1: session.truth.ar1,
@@ -254,6 +257,7 @@ export function truthJson(session: SyntheticSession): Record<string, unknown> {
       name,
       description: FEATURE_DESCRIPTIONS[name],
       drives: session.truth.networks.filter((n) => n.driver === name).map((n) => n.name),
+      draw: session.features.draws[f],
       per_frame: list(session.features.perFrame[f]),
       per_tr: list(session.features.perTr[f]),
       drive: list(session.truth.drives[f]),
