@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { affineToQuaternion, buildNiftiHeader, createNiftiWriter, writeNifti } from '../../server/io/nifti/write.ts';
 import { SyncactError } from '../../server/errors.ts';
+import { openNifti } from '../../server/io/nifti/read.ts';
 import type { Affine } from '../../server/io/nifti/types.ts';
 
 /** The fields this test checks, parsed independently of the writer (and of read.ts). */
@@ -165,6 +166,36 @@ describe('writeNifti', () => {
       message: expect.stringContaining('cannot write'),
     });
   });
+});
+
+describe('round trip through the reader (read.ts)', () => {
+  const oblique = affineOf(mul3(rotation('z', 25), rotation('x', -12)), [2, 2.5, 3], [10, -20, 30]);
+  for (const [name, affine] of [['MNI', MNI_2MM], ['oblique', oblique]] as [string, Affine][]) {
+    for (const ext of ['.nii', '.nii.gz']) {
+      it(`gives back dims, affine, TR and every value: ${name} ${ext}`, async () => {
+        const dims = [3, 4, 5, 6];
+        const data = Float32Array.from({ length: 360 }, (_, i) => Math.cos(i * 0.37) * 500 - i);
+        const path = join(dir, `rt-${name}${ext}`);
+        const w = await createNiftiWriter(path, { dims, affine, tr: 1.5 });
+        for (let k = 0; k < 6; k++) await w.writeVolume(data.subarray(60 * k, 60 * (k + 1)));
+        await w.close();
+        const img = await openNifti(path);
+        try {
+          expect(img.header.dims).toEqual(dims);
+          expect(img.header.datatype).toBe('float32');
+          expect(img.header.tr).toBeCloseTo(1.5, 6);
+          expect(img.grid.dims).toEqual([3, 4, 5]);
+          for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) expect(img.grid.affine[r][c]).toBeCloseTo(affine[r][c], 5);
+          for (let k = 5; k >= 0; k--) {
+            // Backwards, to exercise the reader's gzip cursor as well.
+            expect(Array.from(await img.readVolume(k))).toEqual(Array.from(data.subarray(60 * k, 60 * (k + 1))));
+          }
+        } finally {
+          await img.close();
+        }
+      });
+    }
+  }
 });
 
 describe('createNiftiWriter', () => {
