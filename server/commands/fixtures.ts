@@ -1,12 +1,15 @@
 /** `syncact fixtures`: writes a synthetic session (BOLD, movie, mask, atlas, ground truth) to a folder. */
+import { resolve } from 'node:path';
 import { SyncactError } from '../errors.ts';
+import { locateFfmpeg } from '../io/ffmpeg.ts';
+import { writeManifest } from '../synth/manifest.ts';
 import { PRESET_NAMES, type PresetName } from '../synth/presets.ts';
 import { createSyntheticSession, DEFAULT_SEED } from '../synth/session.ts';
 import { writeSyntheticSession } from '../synth/writeSession.ts';
 import { numberOption, parseCommandArgs } from './args.ts';
 import type { Command } from './command.ts';
 
-const usage = `usage: syncact fixtures --preset tiny|demo|hcp7t --out DIR [--seed N] [--quiet]
+const usage = `usage: syncact fixtures --preset tiny|demo|hcp7t --out DIR [--seed N] [--manifest FILE] [--quiet]
 
 Writes a synthetic session with planted ground truth (DESIGN.md §5) into DIR:
   bold.nii.gz, mask.nii.gz, movie.mp4, truth.json, truth_maps.nii.gz,
@@ -18,6 +21,9 @@ options:
                  hcp7t (113×136×113 at 1.6 mm, 921 TRs; several GB, takes minutes)
   --out DIR      output folder (created if needed)
   --seed N       integer seed, default ${DEFAULT_SEED}
+  --manifest FILE  also write a manifest (preset, seed, parameters, ffmpeg version,
+                 sha256 of every file, paths relative to FILE's folder), as
+                 fixtures/manifest.json is made
   --quiet        print nothing but errors
 
 ffmpeg is taken from FFMPEG_PATH, else @ffmpeg-installer/ffmpeg, else PATH.`;
@@ -34,6 +40,7 @@ export const fixtures: Command = {
         preset: { type: 'string' },
         out: { type: 'string' },
         seed: { type: 'string' },
+        manifest: { type: 'string' },
         quiet: { type: 'boolean' },
       },
       false,
@@ -55,9 +62,16 @@ export const fixtures: Command = {
         `movie ${session.movie.width}×${session.movie.height} at ${session.movie.fps} fps`,
     );
     const started = Date.now();
-    await writeSyntheticSession(session, values.out, {
+    const ffmpegPath = locateFfmpeg();
+    const files = await writeSyntheticSession(session, values.out, {
+      ffmpegPath,
       onFile: (f) => say(`  wrote ${f.path} (${formatBytes(f.bytes)})`),
     });
+    if (values.manifest) {
+      const command = `syncact fixtures --preset ${session.preset} --seed ${session.seed} --out ${values.out} --manifest ${values.manifest}`;
+      await writeManifest(resolve(values.manifest), session, files, ffmpegPath, command);
+      say(`  wrote ${resolve(values.manifest)}`);
+    }
     say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 0;
   },
