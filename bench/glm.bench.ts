@@ -1,0 +1,124 @@
+/**
+ * Per-TR cost of the voxelwise GLM (synchronized FBN maps) at HCP 7T size:
+ * V = 200,000 masked voxels, P = 69 columns (K = 64 unit responses + intercept + 4 cosine
+ * drifts of a 920-TR run). After the warm-up (first full rank, the one-off exact start,
+ * then a few RLS steps) each figure is the median over the timed TRs of one `update`:
+ * - engine.glm_update_ms: with the default worker threads (min(2, cores));
+ * - engine.glm_update_1thread_ms: everything in the calling thread (workers: 0);
+ * - numpy.glm_update_ms / numpy.glm_update_blas_ms: the same recursion in numpy
+ *   (bench/reference/glm_update.py; plain vectorised, and with in-place BLAS calls), run
+ *   with /usr/bin/python3 without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; NaN without it;
+ * - engine.glm_vs_numpy_ratio: numpy.glm_update_ms / engine.glm_update_ms (> 1: faster).
+ * The volumes are cycled from 16 prepared ones so only the estimator is timed.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { median, type BenchSuite } from './bench.ts';
+import { VoxelwiseGlm } from '../server/engine/glm.ts';
+import { createRng } from '../server/engine/random.ts';
+
+const V = 200_000;
+const K = 64;
+const DRIFTS = 4;
+const P = K + 1 + DRIFTS;
+const RUN = 920;
+const TIMED = 30;
+const PYTHON = '/usr/bin/python3';
+
+function makeDesign(): Float64Array {
+  const rng = createRng(1);
+  const X = new Float64Array(RUN * P);
+  const units = new Float64Array(K);
+  for (let t = 0; t < RUN; t++) {
+    const row = t * P;
+    X[row] = 1;
+    for (let d = 1; d <= DRIFTS; d++) X[row + d] = Math.cos((Math.PI * d * (t + 0.5)) / RUN);
+    for (let k = 0; k < K; k++) {
+      units[k] = 0.8 * units[k] + rng.normal();
+      X[row + 1 + DRIFTS + k] = units[k];
+    }
+  }
+  return X;
+}
+
+function makeVolumes(): Float32Array[] {
+  const rng = createRng(2);
+  const noise = new Float32Array(V + 4099);
+  for (let i = 0; i < noise.length; i++) noise[i] = rng.normal();
+  return Array.from({ length: 16 }, () => {
+    const shift = rng.int(4096);
+    const y = new Float32Array(V);
+    for (let v = 0; v < V; v++) y[v] = 1000 + noise[v + shift];
+    return y;
+  });
+}
+
+/** Median ms of `update` over TIMED TRs once the estimator is fitted and warm. */
+function timeGlm(workers: number, X: Float64Array, volumes: Float32Array[], log: (m: string) => void): number {
+  const glm = new VoxelwiseGlm({ voxels: V, regressors: P, workers });
+  try {
+    let t = 0;
+    const step = () => {
+      glm.update(X.subarray(t * P, (t + 1) * P), volumes[t % volumes.length]);
+      t++;
+    };
+    const t0 = performance.now();
+    while (!glm.fitted) step();
+    log(`  workers ${workers}: fitted at TR ${t} after ${((performance.now() - t0) / 1000).toFixed(1)} s (warm-up + exact start)`);
+    for (let i = 0; i < 5; i++) step();
+    const times: number[] = [];
+    for (let i = 0; i < TIMED; i++) {
+      const s = performance.now();
+      step();
+      times.push(performance.now() - s);
+    }
+    return median(times);
+  } finally {
+    glm.dispose();
+  }
+}
+
+function numpyFigures(log: (m: string) => void): Record<string, number> {
+  const nan = { 'numpy.glm_update_ms': NaN, 'numpy.glm_update_blas_ms': NaN };
+  const script = fileURLToPath(new URL('./reference/glm_update.py', import.meta.url));
+  if (!existsSync(PYTHON)) return nan;
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  try {
+    return { ...nan, ...JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', env, timeout: 120_000 })) };
+  } catch (e) {
+    log(`numpy reference failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    return nan;
+  }
+}
+
+const suite: BenchSuite = {
+  title: `voxelwise GLM by RLS (V = ${V.toLocaleString('en')}, P = ${P})`,
+  figures: [
+    'engine.glm_update_ms',
+    'engine.glm_update_1thread_ms',
+    'numpy.glm_update_ms',
+    'numpy.glm_update_blas_ms',
+    'engine.glm_vs_numpy_ratio',
+  ],
+  async run(ctx) {
+    const out: Record<string, number> = {};
+    const wantRatio = ctx.wants('engine.glm_vs_numpy_ratio');
+    const X = makeDesign();
+    const volumes = makeVolumes();
+    if (ctx.wants('engine.glm_update_ms') || wantRatio) {
+      out['engine.glm_update_ms'] = timeGlm(Math.min(2, availableParallelism()), X, volumes, ctx.log);
+    }
+    if (ctx.wants('engine.glm_update_1thread_ms')) out['engine.glm_update_1thread_ms'] = timeGlm(0, X, volumes, ctx.log);
+    if (ctx.wants('numpy.glm_update_ms') || ctx.wants('numpy.glm_update_blas_ms') || wantRatio) {
+      Object.assign(out, numpyFigures(ctx.log));
+    }
+    if (wantRatio) out['engine.glm_vs_numpy_ratio'] = out['numpy.glm_update_ms'] / out['engine.glm_update_ms'];
+    return out;
+  },
+};
+
+export default suite;
