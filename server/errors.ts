@@ -34,7 +34,8 @@ export type ErrorCode =
   // engine
   | 'ENGINE_BAD_INPUT'
   | 'ENGINE_NOT_FITTED'
-  | 'ENGINE_SNAPSHOT_MISMATCH';
+  | 'ENGINE_SNAPSHOT_MISMATCH'
+  | 'ENGINE_WORKER_FAILED';
 
 export class SyncactError extends Error {
   override readonly name = 'SyncactError';
