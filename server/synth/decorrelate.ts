@@ -5,6 +5,8 @@
  * feature course (and each null network's signal) is redrawn from the next seed of its own
  * stream until its standardized drive has |r| ≤ maxAbsR with every signal already chosen
  * and with the slow drift regressors. Deterministic: the attempts follow from the seed.
+ * Null networks' signals are never rendered, so they need no redraws: they are made exactly
+ * orthogonal to the drives and the drift (`residualize`).
  */
 
 export interface Decorrelated<T> {
@@ -66,4 +68,36 @@ export function pickDecorrelated<T>(
     if (worst <= maxAbsR) break;
   }
   return best as Decorrelated<T>;
+}
+
+/**
+ * x minus its least-squares projection on the span of `basis` (modified Gram–Schmidt; basis
+ * vectors that are numerically dependent on earlier ones are skipped). The result has zero
+ * correlation with every basis vector when the basis includes a constant.
+ */
+export function residualize(x: Float64Array, basis: Float64Array[]): Float64Array {
+  const q: Float64Array[] = [];
+  for (const b of basis) {
+    const v = Float64Array.from(b);
+    for (const u of q) {
+      const d = dot(v, u);
+      for (let i = 0; i < v.length; i++) v[i] -= d * u[i];
+    }
+    const norm = Math.sqrt(dot(v, v));
+    if (norm <= 1e-10 * Math.sqrt(dot(b, b))) continue;
+    for (let i = 0; i < v.length; i++) v[i] /= norm;
+    q.push(v);
+  }
+  const r = Float64Array.from(x);
+  for (const u of q) {
+    const d = dot(r, u);
+    for (let i = 0; i < r.length; i++) r[i] -= d * u[i];
+  }
+  return r;
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
 }

@@ -8,7 +8,7 @@ import { SyncactError } from '../errors.ts';
 import { createRng } from '../engine/random.ts';
 import type { Grid } from '../io/nifti/types.ts';
 import { BoldGenerator } from './bold.ts';
-import { driftRegressors, pickDecorrelated } from './decorrelate.ts';
+import { driftRegressors, residualize } from './decorrelate.ts';
 import { convolveAndSample, perTrMeans, standardize, type DriveTiming } from './drives.ts';
 import { FEATURE_NAMES, featureTimeline, slowCourse } from './features.ts';
 import { proceduralMovie, type ProceduralMovie } from './movie.ts';
@@ -108,26 +108,21 @@ export function createSyntheticSession(options: SyntheticSessionOptions): Synthe
   for (const m of mask) maskedVoxels += m;
 
   // Null networks carry their own slow signal: the same kind of course as a feature, from
-  // their own seed stream, kept only if weakly correlated with every feature drive.
-  const avoid = [...driftRegressors(preset.nVolumes), ...drives];
+  // their own seed stream, HRF-convolved, then made exactly orthogonal to the mean, the
+  // drift shapes, every feature drive and the earlier null signals, so any coupling found
+  // between a null network and a feature is a false positive.
+  const avoid = [new Float64Array(preset.nVolumes).fill(1), ...driftRegressors(preset.nVolumes), ...drives];
   const networks: TruthNetwork[] = NETWORK_SPECS.map((spec, n) => {
     const map = networkMap(grid, mask, spec);
     let signal: Float64Array;
     if (spec.driver === null) {
-      signal = pickDecorrelated(
-        (attempt) => {
-          const course = slowCourse(
-            createRng(subSeed(seed, STREAM.nullSignals, n * 65536 + attempt)),
-            preset.nVolumes * preset.microtimeBins,
-            preset.tr / preset.microtimeBins,
-            preset.blockSeconds,
-          );
-          return { value: null, signal: standardize(convolveAndSample(course, timing)) };
-        },
-        avoid,
-        preset.maxAbsR,
-        preset.maxAttempts,
-      ).signal;
+      const course = slowCourse(
+        createRng(subSeed(seed, STREAM.nullSignals, n)),
+        preset.nVolumes * preset.microtimeBins,
+        preset.tr / preset.microtimeBins,
+        preset.blockSeconds,
+      );
+      signal = standardize(residualize(convolveAndSample(course, timing), avoid));
       avoid.push(signal);
     } else {
       signal = drives[FEATURE_NAMES.indexOf(spec.driver as (typeof FEATURE_NAMES)[number])];

@@ -238,7 +238,8 @@ export function truthJson(session: SyntheticSession): Record<string, unknown> {
       snr: 'amplitude / noise_sd at a map peak (map = 1)',
       decorrelation:
         'each feature course is redrawn (draw = index of the kept draw) until its drive has |r| <= parameters.maxAbsR ' +
-        'with the earlier drives and the drift shapes; null signals likewise against all drives',
+        'with the earlier drives and the drift shapes; null signals are HRF-convolved slow courses made exactly orthogonal ' +
+        'to the mean, the drift shapes, all drives and the earlier null signals',
     },
     snr: session.truth.snr,
     ar1: session.truth.ar1,
