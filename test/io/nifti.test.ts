@@ -3,7 +3,8 @@
  * test/reference/make_nifti_fixtures.py is read and compared with nibabel's answers
  * (header fields, best affine, TR, every voxel value, per-volume statistics).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -29,6 +30,7 @@ interface Ref {
   sformCode: number;
   affine: number[][];
   tr: number | null;
+  description: string;
   extensions: { code: number; hex: string }[];
   values: Num[];
   volumes: { min: Num | null; max: Num | null; mean: Num | null; sum: Num; nan: number }[];
@@ -78,6 +80,7 @@ describe('openNifti against nibabel', () => {
           expectClose(h.sclInter, num(ref.sclInter), 0, 'scl_inter');
           expect(h.qformCode).toBe(ref.qformCode);
           expect(h.sformCode).toBe(ref.sformCode);
+          expect(h.description).toBe(ref.description);
           if (ref.tr === null) expect(h.tr).toBeNull();
           else expectClose(h.tr as number, ref.tr, 1e-9, 'tr');
           // The reader keeps the esize-8 bytes as stored; nibabel strips the zero padding.
@@ -143,6 +146,21 @@ describe('openNifti against nibabel', () => {
       });
     });
   }
+
+  it('description stops at the first NUL, as in C', async () => {
+    const bytes = readFileSync(join(fixtures, 'dt_int16.nii'));
+    bytes.fill(0, 148, 228);
+    bytes.write('first\0second', 148, 'latin1');
+    const dir = mkdtempSync(join(tmpdir(), 'syncact-nifti-descrip-'));
+    try {
+      writeFileSync(join(dir, 'd.nii'), bytes);
+      const img = await openNifti(join(dir, 'd.nii'));
+      expect(img.header.description).toBe('first');
+      await img.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('reads a .hdr/.img pair when given the .img path', async () => {
     const a = await openNifti(join(fixtures, 'pair_int16.img'));

@@ -79,7 +79,8 @@ def patch(path, offset, fmt, value, endian='<'):
 
 
 def gzip_file(path):
-    with open(path, 'rb') as f, gzip.open(path + '.gz', 'wb') as g:
+    # mtime=0 and no name: the same bytes on every run.
+    with open(path, 'rb') as f, open(path + '.gz', 'wb') as out, gzip.GzipFile(filename='', mode='wb', fileobj=out, mtime=0) as g:
         shutil.copyfileobj(f, g)
     os.remove(path)
     return path + '.gz'
@@ -152,6 +153,7 @@ def describe(path):
         'affine': img.affine.tolist(),
         'zooms': [float(z) for z in hdr.get_zooms()],
         'tr': tr_seconds(raw, ndim),
+        'description': raw['descrip'].item().decode('latin1'),
         'extensions': [{'code': int(e.get_code()), 'hex': e.get_content().hex()} for e in hdr.extensions],
         'values': [enc(x) for x in data.ravel(order='F')],
         'volumes': stats,
@@ -223,6 +225,7 @@ def main():
     img = make_image(values_for('int16'))
     img.header.extensions.append(nib.nifti1.Nifti1Extension('comment', b'syncact reader fixture'))
     img.header.extensions.append(nib.nifti1.Nifti1Extension(40, b'\x00\x01\x02\x03 binary payload'))
+    img.header['descrip'] = b'syncact fixture: two extensions'
     cases.append(save(img, 'ext_two.nii'))
     img = make_image(values_for('float32'))
     img.header['vox_offset'] = 1024

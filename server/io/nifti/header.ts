@@ -102,6 +102,12 @@ function checkDims(rawDims: number[], file: string): number[] {
   return dims;
 }
 
+/** A NUL-terminated field (the library skips NULs and would append what follows them). */
+function cString(field: Uint8Array): string {
+  const end = field.indexOf(0);
+  return Buffer.from(field.subarray(0, end < 0 ? field.length : end)).toString('latin1');
+}
+
 /** Seconds per volume: pixdim[4] in the header's time unit; null when there is no time axis. */
 export function trSeconds(dims: number[], pixdim4: number | undefined, xyztUnits: number): number | null {
   if (dims.length < 4 || pixdim4 === undefined || !Number.isFinite(pixdim4) || pixdim4 <= 0) return null;
@@ -166,6 +172,7 @@ export function decodeHeader(bytes: Uint8Array, layout: HeaderLayout, file: stri
   if (voxelsPerVolume > MAX_VOXELS_PER_VOLUME) {
     throw new SyncactError('NIFTI_BAD_DIMS', `a volume of ${spatial.join('×')} voxels is larger than syncact can hold (2^31-1 voxels)`, file);
   }
+  // bitpix is not checked against the datatype: like nibabel, the datatype code decides.
   const info = datatypeFromCode(lib.datatypeCode, file);
   const volumeBytes = voxelsPerVolume * info.bytes;
   if (!Number.isSafeInteger(volumeCount) || !Number.isSafeInteger(volumeBytes * volumeCount)) {
@@ -217,7 +224,7 @@ export function decodeHeader(bytes: Uint8Array, layout: HeaderLayout, file: stri
     affine,
     tr: trSeconds(dims, pixdimAll[4], lib.xyzt_units),
     xyztUnits: lib.xyzt_units,
-    description: lib.description,
+    description: cString(bytes.subarray(layout.format === 'nifti1' ? 148 : 240, layout.format === 'nifti1' ? 228 : 320)),
     extensions: [],
   };
   return { header, info, pair, voxelsPerVolume, volumeCount, volumeBytes };

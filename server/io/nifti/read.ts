@@ -123,9 +123,9 @@ async function exists(path: string): Promise<boolean> {
 /** The .img (or .img.gz) of a header/image pair. */
 async function imagePathFor(headerPath: string): Promise<string> {
   const base = headerPath.replace(/\.hdr(\.gz)?$/i, '').replace(/\.nii(\.gz)?$/i, '');
-  const tried = [`${base}.img`, `${base}.img.gz`, `${base}.IMG`];
+  const tried = [`${base}.img`, `${base}.img.gz`];
   for (const candidate of tried) if (await exists(candidate)) return candidate;
-  throw new SyncactError('NIFTI_MISSING_IMG', `header says the data are in a separate .img file, but ${tried.slice(0, 2).join(' and ')} do not exist`, headerPath);
+  throw new SyncactError('NIFTI_MISSING_IMG', `header says the data are in a separate .img file, but ${tried.join(' and ')} do not exist`, headerPath);
 }
 
 interface DataSource {
@@ -238,7 +238,8 @@ class NiftiFile implements NiftiImage {
   private readonly info: DatatypeInfo;
   private readonly volumeBytes: number;
   private readonly scaling: Scaling | null;
-  private handle: FileHandle | null = null;
+  /** Opened on first read (a promise, so concurrent first reads share one handle). */
+  private handle: Promise<FileHandle> | null = null;
   /** The shared forward cursor used by readVolume on gzip data. */
   private cursor: GzipCursor | null;
   /** Serialises readVolume calls that share the cursor. */
@@ -294,8 +295,12 @@ class NiftiFile implements NiftiImage {
     const start = this.header.voxOffset + k * this.volumeBytes;
     let got: number;
     if (!this.data.gz) {
-      this.handle ??= await openHandle(this.data.path);
-      got = await readAt(this.handle, this.data.path, target, start);
+      this.handle ??= openHandle(this.data.path);
+      const handle = await this.handle.catch((e: unknown) => {
+        this.handle = null;
+        throw e;
+      });
+      got = await readAt(handle, this.data.path, target, start);
     } else {
       const run = this.queue.then(() => this.readGzipAt(target, start));
       this.queue = run.catch(() => {});
@@ -366,6 +371,6 @@ class NiftiFile implements NiftiImage {
     this.cursor = null;
     const handle = this.handle;
     this.handle = null;
-    await handle?.close();
+    await (await handle?.catch(() => null))?.close();
   }
 }
