@@ -5,6 +5,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -157,6 +158,23 @@ describe('openNifti against nibabel', () => {
       const img = await openNifti(join(dir, 'd.nii'));
       expect(img.header.description).toBe('first');
       await img.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads multi-member gzip (bgzip-style) split inside a volume, and ignores trailing zero padding', async () => {
+    const raw = gunzipSync(readFileSync(join(fixtures, 'scaled_int16.nii.gz')));
+    const dir = mkdtempSync(join(tmpdir(), 'syncact-nifti-members-'));
+    try {
+      const cut = 352 + 48 + 7;
+      writeFileSync(join(dir, 'm.nii.gz'), Buffer.concat([gzipSync(raw.subarray(0, cut)), gzipSync(raw.subarray(cut)), Buffer.alloc(64)]));
+      writeFileSync(join(dir, 'one.nii'), raw);
+      const a = await openNifti(join(dir, 'm.nii.gz'));
+      const b = await openNifti(join(dir, 'one.nii'));
+      for (const k of [1, 0]) expect(Array.from(await a.readVolume(k))).toEqual(Array.from(await b.readVolume(k)));
+      await a.close();
+      await b.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
