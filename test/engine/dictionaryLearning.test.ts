@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import { OnlineDictionaryLearning, type DictionaryLearningOptions } from '../../server/engine/dictionaryLearning.ts';
+import type { EstimatorSnapshot } from '../../server/engine/estimator.ts';
+import { SyncactError } from '../../server/errors.ts';
+import { matchMaps, pearson, plantedNetworks } from './dictionaryLearningSynth.ts';
+
+const K = 5;
+
+function atoms(est: OnlineDictionaryLearning): Float32Array[] {
+  return Array.from({ length: est.atoms }, (_, j) => est.atom(j));
+}
+
+/** The float64 dictionary, atom-major, from a snapshot. */
+function dictionaryOf(s: EstimatorSnapshot): Float64Array {
+  return s.arrays.dictionary as Float64Array;
+}
+
+/** Solves the small dense system M y = b (Gaussian elimination with partial pivoting). */
+function solve(M: number[][], b: number[]): number[] {
+  const n = b.length;
+  const a = M.map((row, i) => [...row, b[i]]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(a[r][c]) > Math.abs(a[p][c])) p = r;
+    [a[c], a[p]] = [a[p], a[c]];
+    for (let r = c + 1; r < n; r++) {
+      const f = a[r][c] / a[c][c];
+      for (let k = c; k <= n; k++) a[r][k] -= f * a[c][k];
+    }
+  }
+  const y = new Array<number>(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = a[r][n];
+    for (let k = r + 1; k < n; k++) s -= a[r][k] * y[k];
+    y[r] = s / a[r][r];
+  }
+  return y;
+}
+
+/**
+ * Batch twin of the coding step, computed from scratch over the voxels: the exact
+ * minimiser of ½‖x − Dα‖² + λ Σ_j ‖d_j‖|α_j| over the observed (finite) voxels, found by
+ * enumerating sign patterns (no iterations, no shared code with the estimator).
+ */
+function batchCode(D: Float64Array, V: number, k: number, x: Float32Array, lambda: number): number[] {
+  const G = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const c = new Array<number>(k).fill(0);
+  const norm = new Array<number>(k).fill(0);
+  for (let j = 0; j < k; j++) {
+    let s = 0;
+    for (let v = 0; v < V; v++) s += D[j * V + v] ** 2;
+    norm[j] = Math.sqrt(s);
+  }
+  for (let v = 0; v < V; v++) {
+    if (!Number.isFinite(x[v])) continue;
+    for (let j = 0; j < k; j++) {
+      c[j] += D[j * V + v] * x[v];
+      for (let l = 0; l < k; l++) G[j][l] += D[j * V + v] * D[l * V + v];
+    }
+  }
+  const total = 3 ** k;
+  let found: number[] | null = null;
+  for (let code = 0; code < total; code++) {
+    const s = Array.from({ length: k }, (_, j) => (Math.floor(code / 3 ** j) % 3) - 1);
+    const S = s.flatMap((v, j) => (v !== 0 ? [j] : []));
+    const a = new Array<number>(k).fill(0);
+    if (S.length) {
+      const y = solve(
+        S.map((i) => S.map((j) => G[i][j])),
+        S.map((i) => c[i] - lambda * norm[i] * s[i]),
+      );
+      if (S.some((j, q) => Math.sign(y[q]) !== s[j])) continue;
+      S.forEach((j, q) => (a[j] = y[q]));
+    }
+    let ok = true;
+    for (let j = 0; j < k && ok; j++) {
+      if (s[j] !== 0) continue;
+      let g = c[j];
+      for (let l = 0; l < k; l++) g -= G[j][l] * a[l];
+      ok = Math.abs(g) <= lambda * norm[j] * (1 + 1e-9);
+    }
+    if (ok) {
+      found = a;
+      break;
+    }
+  }
+  if (!found) throw new Error('no sign pattern satisfies the optimality conditions');
+  return found;
+}
+
+function run(o: Partial<DictionaryLearningOptions>, volumes: Float32Array[], voxels: number): OnlineDictionaryLearning {
+  const est = new OnlineDictionaryLearning({ voxels, atoms: K, ...o });
+  for (const x of volumes) est.update(x);
+  return est;
+}
+
+describe('OnlineDictionaryLearning: the science', () => {
+  it('recovers planted sparse networks, maps and time courses (|r| ≥ 0.9 after 300 TRs)', () => {
+    for (const seed of [1, 2, 3]) {
+      const p = plantedNetworks(seed, K, 300, 0.3);
+      const est = new OnlineDictionaryLearning({ voxels: p.voxels, atoms: K });
+      const codes: Float64Array[] = [];
+      for (const x of p.volumes) codes.push(est.update(x));
+      const match = matchMaps(p.maps, atoms(est));
+      // Measured: min |spatial r| over planted maps 0.97–0.99 for these seeds.
+      for (const m of match) expect(m.r).toBeGreaterThanOrEqual(0.9);
+      // The matched atom's code is that network's time course (last 100 TRs, dictionary settled).
+      match.forEach((m, i) => {
+        const learned = codes.slice(200).map((c) => c[m.atom]);
+        expect(Math.abs(pearson(learned, p.series[i].slice(200)))).toBeGreaterThanOrEqual(0.9);
+      });
+      // Maps are sparse: each has fewer non-zeros than half the mask.
+      for (const d of atoms(est)) expect(d.filter((v) => v !== 0).length).toBeLessThan(p.voxels / 2);
+    }
+  });
+
+  it('codes each TR exactly as a batch Lasso on the current dictionary, NaN voxels left out (1e-6)', () => {
+    const p = plantedNetworks(4, K, 60, 0.3);
+    const est = new OnlineDictionaryLearning({ voxels: p.voxels, atoms: K, alpha: 0.7 });
+    let checked = 0;
+    let zeros = 0;
+    p.volumes.forEach((vol, t) => {
+      const x = new Float32Array(vol);
+      if (t % 3 === 0) for (let v = t; v < x.length; v += 17) x[v] = NaN;
+      const before = dictionaryOf(est.snapshot());
+      const code = est.update(x);
+      if (t < K + 5 || t % 5 !== 0) return; // after seeding; a sample of TRs keeps it fast
+      const ref = batchCode(before, p.voxels, K, x, 0.7);
+      const scale = 1 + Math.max(...ref.map(Math.abs));
+      for (let j = 0; j < K; j++) {
+        expect(Math.abs(code[j] - ref[j])).toBeLessThan(1e-6 * scale);
+        if (ref[j] === 0) {
+          expect(code[j]).toBe(0);
+          zeros++;
+        }
+      }
+      checked++;
+    });
+    expect(checked).toBeGreaterThanOrEqual(10);
+    expect(zeros).toBeGreaterThan(0); // the penalty is active in these checks
+  });
+
+  it('lowers the reconstruction error on the stream as it learns', () => {
+    const p = plantedNetworks(5, K, 300, 0.3);
+    const est = new OnlineDictionaryLearning({ voxels: p.voxels, atoms: K });
+    const err: number[] = [];
+    for (const x of p.volumes) {
+      est.update(x);
+      err.push(est.lastError);
+    }
+    const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+    const early = mean(err.slice(0, 50));
+    const late = mean(err.slice(250));
+    expect(late).toBeLessThan(0.75 * early);
+    for (const e of err) expect(e >= 0 && e <= 1 + 1e-12).toBe(true);
+  });
+});
+
+describe('OnlineDictionaryLearning: the surrogate objective', () => {
+  /**
+   * Batch twin of surrogate(): (Σ_i w_i (½‖x_i − Dα_i‖² + λ p_i)) / Σ_i w_i from the kept
+   * samples, codes and the atom norms at coding time; with ρ = 1, w_i ∝ i.
+   */
+  function batchSurrogate(
+    D: Float64Array,
+    V: number,
+    xs: Float32Array[],
+    codes: Float64Array[],
+    penalties: number[],
+    lambda: number,
+    rho: number,
+  ): number {
+    let num = 0;
+    let den = 0;
+    xs.forEach((x, i) => {
+      const w = rho === 0 ? 1 : (i + 1) ** rho; // Π_{k>i} (1 − 1/k)^ρ up to a common factor
+      let r2 = 0;
+      for (let v = 0; v < V; v++) {
+        let pred = 0;
+        for (let j = 0; j < K; j++) pred += D[j * V + v] * codes[i][j];
+        r2 += (x[v] - pred) ** 2;
+      }
+      num += w * (0.5 * r2 + lambda * penalties[i]);
+      den += w;
+    });
+    return num / den;
+  }
+
+  function penaltyPaid(D: Float64Array, V: number, code: Float64Array): number {
+    let p = 0;
+    for (let j = 0; j < K; j++) {
+      let s = 0;
+      for (let v = 0; v < V; v++) s += D[j * V + v] ** 2;
+      p += Math.sqrt(s) * Math.abs(code[j]);
+    }
+    return p;
+  }
+
+  for (const rho of [0, 1]) {
+    it(`equals its batch twin from the kept samples (forgetting ρ = ${rho}), and every dictionary update lowers it`, () => {
+      const p = plantedNetworks(6, K, 80, 0.3);
+      const lambda = 0.8;
+      const est = new OnlineDictionaryLearning({ voxels: p.voxels, atoms: K, alpha: lambda, forgetting: rho, restartAfter: 0, updateEvery: 2 });
+      const xs: Float32Array[] = [];
+      const codes: Float64Array[] = [];
+      const penalties: number[] = [];
+      let descents = 0;
+      for (const x of p.volumes) {
+        const before = dictionaryOf(est.snapshot());
+        const updatesBefore = est.updates;
+        const code = est.update(x);
+        xs.push(x);
+        codes.push(code);
+        penalties.push(penaltyPaid(before, p.voxels, code));
+        const after = dictionaryOf(est.snapshot());
+        if (est.updates > updatesBefore && est.count > 2 * K) {
+          // Same statistics, old vs new dictionary: block coordinate descent never goes up.
+          const fBefore = batchSurrogate(before, p.voxels, xs, codes, penalties, lambda, rho);
+          const fAfter = batchSurrogate(after, p.voxels, xs, codes, penalties, lambda, rho);
+          expect(fAfter).toBeLessThanOrEqual(fBefore * (1 + 1e-12));
+          descents++;
+        }
+      }
+      expect(descents).toBeGreaterThan(20);
+      const twin = batchSurrogate(dictionaryOf(est.snapshot()), p.voxels, xs, codes, penalties, lambda, rho);
+      expect(Math.abs(est.surrogate() - twin)).toBeLessThan(1e-9 * twin);
+    });
+  }
+
+  it('refine() passes never raise it and settle at a fixed point', () => {
+    const p = plantedNetworks(7, K, 120, 0.3);
+    const est = run({ updateEvery: 10 }, p.volumes, p.voxels);
+    const f: number[] = [est.surrogate()];
+    for (let i = 0; i < 15; i++) {
+      est.refine();
+      f.push(est.surrogate());
+    }
+    for (let i = 1; i < f.length; i++) expect(f[i]).toBeLessThanOrEqual(f[i - 1] * (1 + 1e-12));
+    expect(f[1]).toBeLessThan(f[0]); // the first extra pass has work to do after 9 TRs without one
+    expect(f[14] - f[15]).toBeLessThan(1e-6 * f[15]);
+  });
+
+  it('is NaN before any sample', () => {
+    expect(new OnlineDictionaryLearning({ voxels: 10, atoms: 2 }).surrogate()).toBeNaN();
+  });
+});
