@@ -144,7 +144,6 @@ export async function openNifti(path: string): Promise<NiftiImage> {
   // Header bytes: the fixed header, then (for a single file) everything up to vox_offset.
   let decoded: DecodedHeader;
   let extensionBytes: Uint8Array;
-  let cursor: GzipCursor | null = null;
   let data: DataSource;
   if (!headerGz) {
     const handle = await openHandle(headerPath);
@@ -185,16 +184,14 @@ export async function openNifti(path: string): Promise<NiftiImage> {
         }
       }
       extensionBytes = extensionBytes.subarray(0, n);
-      // A pair's data are in the .img; a single file keeps the cursor, parked at vox_offset.
-      if (decoded.pair) c.destroy();
-      else cursor = c;
-    } catch (e) {
+    } finally {
+      // Not kept for reading volumes: an image that is opened only for its grid must not
+      // hold a descriptor; the first readVolume inflates the (small) header again.
       c.destroy();
-      throw e;
     }
   }
   decoded.header.extensions = parseExtensions(extensionBytes, decoded.header.littleEndian);
-  return new NiftiFile(path, decoded, data, cursor);
+  return new NiftiFile(path, decoded, data);
 }
 
 async function dataSourceFor(headerPath: string, decoded: DecodedHeader, self: DataSource): Promise<DataSource> {
@@ -241,7 +238,7 @@ class NiftiFile implements NiftiImage {
   /** Opened on first read (a promise, so concurrent first reads share one handle). */
   private handle: Promise<FileHandle> | null = null;
   /** The shared forward cursor used by readVolume on gzip data. */
-  private cursor: GzipCursor | null;
+  private cursor: GzipCursor | null = null;
   /** Serialises readVolume calls that share the cursor. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -249,7 +246,6 @@ class NiftiFile implements NiftiImage {
     readonly path: string,
     decoded: DecodedHeader,
     private readonly data: DataSource,
-    cursor: GzipCursor | null,
   ) {
     this.header = decoded.header;
     this.info = decoded.info;
@@ -259,7 +255,6 @@ class NiftiFile implements NiftiImage {
     this.scaling = scalingFrom(decoded.header.sclSlope, decoded.header.sclInter);
     const d = decoded.header.dims;
     this.grid = { dims: [d[0], d[1] ?? 1, d[2] ?? 1], affine: decoded.header.affine.map((row) => [...row]) };
-    this.cursor = data.gz ? cursor : null;
   }
 
   private checkIndex(k: number): void {
