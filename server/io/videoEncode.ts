@@ -67,34 +67,35 @@ export async function encodeVideo(path: string, o: EncodeVideoOptions): Promise<
   child.stderr.on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-4000);
   });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
+  // Resolves (never rejects) when ffmpeg is gone: exit code, or null with spawnError set
+  // when it could not be started at all.
+  let spawnError: Error | null = null;
+  let gone = false;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (e) => {
+      spawnError = e;
+      resolve(null);
+    });
     child.on('close', (code) => resolve(code));
+  }).finally(() => {
+    gone = true;
   });
   // ffmpeg closing stdin early (bad option, full disk) shows up as EPIPE here; its exit code
   // and stderr then say why, so the write error itself is only a signal to stop feeding.
-  let stdinClosed = false;
-  child.stdin.on('error', () => {
-    stdinClosed = true;
-  });
+  child.stdin.on('error', () => undefined);
   const frameBytes = o.width * o.height * 3;
   try {
-    for (let i = 0; i < o.frameCount && !stdinClosed; i++) {
+    for (let i = 0; i < o.frameCount && !gone && !child.stdin.destroyed; i++) {
       const frame = o.frame(i);
       if (frame.length !== frameBytes) {
-        child.kill('SIGKILL');
         throw new SyncactError('FFMPEG_FAILED', `frame ${i} has ${frame.length} bytes, expected ${frameBytes}`, path);
       }
-      if (!child.stdin.write(frame)) {
-        await drainOrClose(child.stdin);
-      }
+      if (!child.stdin.write(frame)) await drainOrExit(child.stdin, exited);
     }
     child.stdin.end();
-    let code: number | null;
-    try {
-      code = await exited;
-    } catch (e) {
-      throw new SyncactError('FFMPEG_FAILED', `cannot run ${ffmpeg}: ${(e as Error).message}`, path);
+    const code = await exited;
+    if (spawnError) {
+      throw new SyncactError('FFMPEG_FAILED', `cannot run ${ffmpeg}: ${(spawnError as Error).message}`, path);
     }
     if (code !== 0) {
       throw new SyncactError('FFMPEG_FAILED', `ffmpeg exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, path);
@@ -102,15 +103,15 @@ export async function encodeVideo(path: string, o: EncodeVideoOptions): Promise<
     await rename(partial, path);
   } catch (e) {
     child.kill('SIGKILL');
-    await exited.catch(() => undefined);
+    await exited;
     await rm(partial, { force: true });
     if (e instanceof SyncactError) throw e;
     throw new SyncactError('FFMPEG_FAILED', `cannot encode with ${ffmpeg}: ${(e as Error).message}`, path);
   }
 }
 
-/** Resolves when the stream can take more, or is gone; removes its listeners either way. */
-function drainOrClose(stream: Writable): Promise<void> {
+/** Resolves when the stream can take more, is gone, or ffmpeg exited; removes its listeners. */
+function drainOrExit(stream: Writable, exited: Promise<unknown>): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       stream.off('drain', done);
@@ -119,5 +120,6 @@ function drainOrClose(stream: Writable): Promise<void> {
     };
     stream.on('drain', done);
     stream.on('close', done);
+    void exited.then(done);
   });
 }

@@ -75,6 +75,8 @@ export async function writeSyntheticSession(
   const spatial = { affine: grid.affine, tr };
   const gridSize = grid.dims[0] * grid.dims[1] * grid.dims[2];
   const description = `syncact synthetic ${session.preset} seed ${session.seed}`;
+  // The anatomy does not depend on the seed, and neither do the files that hold it.
+  const anatomy = `syncact synthetic ${session.preset}`;
 
   // The BOLD run, streamed: hcp7t-size runs are never held in memory.
   const boldPath = join(dir, SESSION_FILES.bold);
@@ -101,7 +103,7 @@ export async function writeSyntheticSession(
   await writeNifti(join(dir, SESSION_FILES.mask), Float32Array.from(session.mask), {
     ...spatial,
     dims: [...grid.dims],
-    description: `${description} mask`,
+    description: `${anatomy} mask`,
   });
   await done(SESSION_FILES.mask);
 
@@ -111,7 +113,7 @@ export async function writeSyntheticSession(
   await writeNifti(join(dir, SESSION_FILES.truthMaps), maps, {
     ...spatial,
     dims: [...grid.dims, networks.length],
-    description: `${description} planted maps`,
+    description: `${anatomy} planted maps`,
     intent: { code: 1001, name: 'planted maps' }, // NIFTI_INTENT_ESTIMATE
   });
   await done(SESSION_FILES.truthMaps);
@@ -119,7 +121,7 @@ export async function writeSyntheticSession(
   await writeNifti(join(dir, SESSION_FILES.atlas), plantedAtlas(session), {
     ...spatial,
     dims: [...grid.dims],
-    description: `${description} atlas`,
+    description: `${anatomy} atlas`,
     intent: { code: 1002, name: 'planted networks' }, // NIFTI_INTENT_LABEL
   });
   await done(SESSION_FILES.atlas);
