@@ -100,6 +100,10 @@ function bad(message: string): SyncactError {
   return new SyncactError('ENGINE_BAD_INPUT', `dictionary learning: ${message}`);
 }
 
+function mismatch(message: string): SyncactError {
+  return new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `dictionary learning: ${message}`);
+}
+
 function isCount(n: unknown, min: number): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= min;
 }
@@ -397,20 +401,20 @@ export class OnlineDictionaryLearning implements Estimator {
   }
 
   restore(s: EstimatorSnapshot): void {
-    if (s.kind !== KIND) throw bad(`snapshot is of kind "${s.kind}", expected "${KIND}"`);
-    if (s.version !== VERSION) throw bad(`snapshot version ${s.version} is not supported (expected ${VERSION})`);
+    if (s.kind !== KIND) throw mismatch(`snapshot is of kind "${s.kind}", expected "${KIND}"`);
+    if (s.version !== VERSION) throw mismatch(`snapshot version ${s.version} is not supported (expected ${VERSION})`);
     const V = this.voxels;
     const K = this.atoms;
     if (s.scalars.voxels !== V || s.scalars.atoms !== K) {
-      throw bad(`snapshot has ${s.scalars.voxels} voxels × ${s.scalars.atoms} atoms, this estimator ${V} × ${K}`);
+      throw mismatch(`snapshot has ${s.scalars.voxels} voxels × ${s.scalars.atoms} atoms, this estimator ${V} × ${K}`);
     }
     const { dictionary, statA, statB, code, idle, empty } = s.arrays;
     const sized = (a: unknown, n: number) => a instanceof Float64Array && a.length === n;
     if (!sized(dictionary, K * V) || !sized(statA, K * K) || !sized(statB, K * V) || !sized(code, K)) {
-      throw bad('snapshot arrays are missing or have the wrong size');
+      throw mismatch('snapshot arrays are missing or have the wrong size');
     }
-    if (!(idle instanceof Int32Array && idle.length === K)) throw bad('snapshot arrays are missing or have the wrong size');
-    if (!(empty instanceof Uint8Array && empty.length === K)) throw bad('snapshot arrays are missing or have the wrong size');
+    if (!(idle instanceof Int32Array && idle.length === K)) throw mismatch('snapshot arrays are missing or have the wrong size');
+    if (!(empty instanceof Uint8Array && empty.length === K)) throw mismatch('snapshot arrays are missing or have the wrong size');
     this.idle.set(idle);
     this.empty.set(empty);
     this.dict.set(dictionary);

@@ -49,7 +49,7 @@ describe('OnlineDictionaryLearning: determinism and snapshots', () => {
     for (let t = 101; t < 130; t++) expect(second.update(p.volumes[t])).toEqual(whole.codes[t]);
   });
 
-  it('restore rejects a snapshot of another kind, version or shape with ENGINE_BAD_INPUT', () => {
+  it('restore rejects a snapshot of another kind, version or shape with ENGINE_SNAPSHOT_MISMATCH', () => {
     const est = new OnlineDictionaryLearning({ voxels: p.voxels, atoms: K });
     const good = est.snapshot();
     const bad = [
@@ -66,8 +66,8 @@ describe('OnlineDictionaryLearning: determinism and snapshots', () => {
         caught = e;
       }
       expect(caught).toBeInstanceOf(SyncactError);
-      expect((caught as SyncactError).code).toBe('ENGINE_BAD_INPUT');
-      expect((caught as SyncactError).message).toMatch(/^dictionary learning: (snapshot)/);
+      expect((caught as SyncactError).code).toBe('ENGINE_SNAPSHOT_MISMATCH');
+      expect((caught as SyncactError).message).toMatch(/^dictionary learning: snapshot/);
     }
   });
 });
