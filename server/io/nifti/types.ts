@@ -26,7 +26,11 @@ export interface NiftiHeader {
   sformCode: number;
   /** sform when sform_code > 0, else qform when qform_code > 0, else pixdim scaling. */
   affine: Affine;
-  /** Seconds, from pixdim[4] and xyzt_units; null for 3D images or no time unit. */
+  /**
+   * Seconds, from pixdim[4] and xyzt_units (ms and µs converted; an unknown unit is taken
+   * as seconds, as nibabel and most tools do); null for 3D images, a pixdim[4] that is not
+   * positive, or a 4th axis in Hz, ppm or rad/s.
+   */
   tr: number | null;
   xyztUnits: number;
   description: string;
