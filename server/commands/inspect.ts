@@ -63,7 +63,7 @@ function headerText(img: NiftiImage): string {
     ['pixdim', h.pixdim.map((p) => fmt(p)).join(' × ')],
     ['datatype', `${h.datatype} (code ${h.datatypeCode}, ${h.bitpix} bits)`],
     ['volumes', `${img.volumeCount} of ${img.voxelsPerVolume} voxels`],
-    ['tr', h.tr === null ? 'none' : `${h.tr} s`],
+    ['tr', h.tr === null ? 'none' : `${fmt(h.tr)} s`],
     ['scaling', `scl_slope ${h.sclSlope}, scl_inter ${h.sclInter}`],
     ['vox_offset', String(h.voxOffset)],
     ['xforms', `qform_code ${h.qformCode}, sform_code ${h.sformCode} (affine from ${h.sformCode > 0 ? 'sform' : h.qformCode > 0 ? 'qform' : 'pixdim'})`],
@@ -72,6 +72,22 @@ function headerText(img: NiftiImage): string {
   if (h.description) rows.push(['description', h.description]);
   if (h.extensions.length) rows.push(['extensions', h.extensions.map((e) => `code ${e.code} (${e.data.length} bytes)`).join(', ')]);
   return rows.map(([k, v]) => `${k.padEnd(11)}  ${v}`).join('\n');
+}
+
+/**
+ * `syncact inspect run.nii.gz | head` closes stdout early: the write error (EPIPE) arrives
+ * asynchronously, possibly after the command returned, so the handler stays installed
+ * (once per process) and streaming stops at the next volume.
+ */
+let stdoutClosed = false;
+let guarded = false;
+function guardStdout(): void {
+  if (guarded) return;
+  guarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    stdoutClosed = true;
+  });
 }
 
 const COLUMNS = ['volume', 'min', 'max', 'mean', 'sum', 'nonfinite'];
@@ -87,6 +103,7 @@ export const inspect: Command = {
       throw new SyncactError('CLI_USAGE', `inspect: expected one FILE, got ${positionals.length} (see \`syncact inspect --help\`)`);
     }
     const img = await openNifti(positionals[0]);
+    guardStdout();
     try {
       if (values.json) {
         const volumes: (VolumeStats & { index: number })[] = [];
@@ -96,6 +113,7 @@ export const inspect: Command = {
         process.stdout.write(headerText(img) + '\n\n' + row(COLUMNS) + '\n');
         // Rows are printed as volumes arrive, so a long run shows progress.
         for await (const { index, data } of img.volumes({ as: 'float64' })) {
+          if (stdoutClosed) break;
           const s = volumeStats(data);
           process.stdout.write(row([String(index), fmt(s.min), fmt(s.max), fmt(s.mean), fmt(s.sum), String(s.nan)]) + '\n');
         }
