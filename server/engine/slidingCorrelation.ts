@@ -38,7 +38,9 @@
  * The S lags are drawn without replacement from [minShift, maxShift]
  * (default maxShift = minShift + 2S − 1) with the seeded generator of random.ts.
  * p = (1 + #{s : |r_s| ≥ |r|}) / (1 + #shifts used), two-sided; a null r that is NaN
- * counts as exceeding (conservative). Null sums are re-synced round-robin, one shift per
+ * counts as exceeding (conservative). With S shifts that p cannot go below 1/(S+1), too
+ * coarse for BH over 10⁵ pairs, so `nulls.pool` can pool the nulls of a unit's features
+ * (or of all pairs) into one distribution (see {@link NullPool}). Null sums are re-synced round-robin, one shift per
  * TR, so the exact recomputation never costs more than one main window in a single TR.
  */
 import type { Estimator, EstimatorSnapshot } from './estimator.ts';
@@ -680,10 +682,15 @@ export class SlidingCorrelation implements Estimator {
     };
   }
 
-  /** Restores a snapshot written by an estimator with the same options. */
+  /**
+   * Restores a snapshot written by an estimator with the same sizes, weighting and null
+   * lags (`nulls.pool` may differ: it only changes the read-out).
+   * @throws SyncactError ENGINE_SNAPSHOT_MISMATCH otherwise.
+   */
   restore(s: EstimatorSnapshot): void {
-    if (s.kind !== KIND) throw bad(`sliding correlation: cannot restore a '${s.kind}' snapshot`);
-    if (s.version !== VERSION) throw bad(`sliding correlation: unknown snapshot version ${s.version}`);
+    const mismatch = (why: string) => new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `sliding correlation: ${why}`);
+    if (s.kind !== KIND) throw mismatch(`cannot restore a '${s.kind}' snapshot`);
+    if (s.version !== VERSION) throw mismatch(`unknown snapshot version ${s.version}`);
     const c = s.scalars;
     if (
       c.units !== this.U ||
@@ -693,11 +700,11 @@ export class SlidingCorrelation implements Estimator {
       c.exponential !== (this.exponential ? 1 : 0) ||
       c.lambda !== this.lambda
     ) {
-      throw bad('sliding correlation: snapshot was written with different options');
+      throw mismatch('snapshot was written with different options');
     }
     const lags = s.arrays.lags;
     if (!lags || lags.length !== this.S || lags.some((v, i) => v !== this.lags[i])) {
-      throw bad('sliding correlation: snapshot null shifts differ (another seed or shift range)');
+      throw mismatch('snapshot null shifts differ (another seed or shift range)');
     }
     const targets: Record<string, Float64Array | Uint8Array | Int32Array> = {
       hist: this.hist,
@@ -724,7 +731,7 @@ export class SlidingCorrelation implements Estimator {
     for (const [name, dst] of Object.entries(targets)) {
       const src = s.arrays[name];
       if (!src || src.length !== dst.length || src.constructor !== dst.constructor) {
-        throw bad(`sliding correlation: snapshot array '${name}' is missing or has the wrong size`);
+        throw mismatch(`snapshot array '${name}' is missing or has the wrong size`);
       }
     }
     for (const [name, dst] of Object.entries(targets)) dst.set(s.arrays[name] as never);

@@ -443,5 +443,13 @@ describe('SlidingCorrelation: snapshot and restore', () => {
       /null shifts differ/,
     );
     expect(() => a.restore({ ...snap, kind: 'glm' })).toThrow(/cannot restore a 'glm' snapshot/);
+    try {
+      a.restore({ ...snap, version: 99 });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(SyncactError);
+      expect((e as SyncactError).code).toBe('ENGINE_SNAPSHOT_MISMATCH');
+      expect((e as SyncactError).message).toMatch(/unknown snapshot version 99/);
+    }
   });
 });
