@@ -4,10 +4,11 @@
 Usage: /usr/bin/python3 test/reference/check_written.py DIR [DIR ...]
 
 For every .nii / .nii.gz in each DIR: nibabel opens it; the data are float32 and finite;
-sform and qform codes are 2 (aligned) unless the file says otherwise; the qform nibabel
-rebuilds from the stored quaternion equals the sform (our affines are rigid); the stored
-quaternion equals the one nibabel computes from the affine itself; pixdim equals the
-affine's column norms; units are mm and s.
+sform and qform codes are set; the qform nibabel rebuilds from the stored quaternion equals
+the sform (our affines are rigid) and the qform nibabel itself computes from the affine;
+the stored quaternion equals nibabel's (up to sign when a = 0, a 180° turn); pixdim equals the
+affine's column norms; units are mm and s; samples from write_samples.ts hold the values
+it wrote, in x-fastest order.
 If DIR holds a synthetic session (session.json + truth.json), also: the BOLD, mask, atlas
 and maps share one grid; the mask is 0/1 and the BOLD is 0 outside it; the atlas labels are
 those of atlas.tsv; truth_maps has one volume per network; the BOLD time series at each
@@ -46,16 +47,27 @@ def check_nifti(path):
         fail(f"{path}: qform differs from sform\n{qform}\n{sform}")
     probe = nib.Nifti1Header()
     probe.set_qform(sform, code=1)
-    for key in ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z"):
-        if abs(float(probe[key]) - float(hdr[key])) > 1e-5:
-            fail(f"{path}: {key} {hdr[key]} but nibabel computes {probe[key]}")
+    # Compare the transforms the quaternions encode, not their b, c, d: for a 180° turn
+    # (a = 0) q and -q are the same rotation and nifti1_io and nibabel pick different signs.
+    if not np.allclose(probe.get_qform(), qform, atol=1e-5):
+        fail(f"{path}: stored qform\n{qform}\nnibabel's qform for the affine\n{probe.get_qform()}")
     if float(probe["pixdim"][0]) != float(hdr["pixdim"][0]):
         fail(f"{path}: qfac {hdr['pixdim'][0]} but nibabel computes {probe['pixdim'][0]}")
+    a = np.sqrt(max(0.0, 1 - sum(float(hdr[k]) ** 2 for k in ("quatern_b", "quatern_c", "quatern_d"))))
+    same = all(abs(float(probe[k]) - float(hdr[k])) < 1e-5 for k in ("quatern_b", "quatern_c", "quatern_d"))
+    flipped = all(abs(float(probe[k]) + float(hdr[k])) < 1e-5 for k in ("quatern_b", "quatern_c", "quatern_d"))
+    if not (same or (flipped and a < 1e-4)):
+        fail(f"{path}: quaternion differs from nibabel's beyond the a = 0 sign ambiguity")
     zooms = np.sqrt((sform[:3, :3] ** 2).sum(axis=0))
     if not np.allclose(hdr.get_zooms()[:3], zooms, rtol=1e-6):
         fail(f"{path}: zooms {hdr.get_zooms()} vs column norms {zooms}")
     if hdr.get_xyzt_units() != ("mm", "sec"):
         fail(f"{path}: units {hdr.get_xyzt_units()}")
+    if hdr["descrip"].tobytes().rstrip(b"\0") == b"syncact sample: sin(i)*100":
+        # write_samples.ts: value i (x fastest, i.e. Fortran order) is float32(sin(i) * 100).
+        expected = (np.sin(np.arange(data.size)) * 100).astype(np.float32)
+        if not np.array_equal(data.ravel(order="F"), expected):
+            fail(f"{path}: values or voxel order differ from write_samples.ts")
     print(f"ok {os.path.basename(path)} shape {img.shape} zooms {tuple(float(z) for z in hdr.get_zooms())}")
     return img
 
