@@ -2,8 +2,11 @@
  * `syncact inspect`: the --json object against nibabel's answers for the reader fixtures,
  * the readable output, and the CLI contract (one typed error line on stderr, non-zero exit).
  */
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { writeNifti } from '../../server/io/nifti/write.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -85,6 +88,24 @@ describe('syncact inspect', () => {
     await expect(inspect.run(['a.nii', 'b.nii'])).rejects.toBeInstanceOf(SyncactError);
     await expect(inspect.run(['a.nii', '--bogus'])).rejects.toMatchObject({ code: 'CLI_USAGE' });
   });
+
+  it('through bin/syncact.js: a reader that closes the pipe early (| head) ends it quietly with exit 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'syncact-inspect-pipe-'));
+    try {
+      const file = join(dir, 'long.nii.gz');
+      await writeNifti(file, new Float32Array(8 * 3000), { dims: [2, 2, 2, 3000], affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] });
+      const child = spawn(process.execPath, [join(root, 'bin/syncact.js'), 'inspect', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      await once(child.stdout, 'data');
+      child.stdout.destroy();
+      const [code] = await once(child, 'close');
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it('through bin/syncact.js: a bad file gives one typed line on stderr and exit 1', async () => {
     const exec = promisify(execFile);
