@@ -190,3 +190,26 @@ describe('planted truth is recoverable (demo preset, in memory)', () => {
     });
   });
 });
+
+describe('hcp7t preset (streamed, never materialized)', () => {
+  it('uses the HCP 1.6 mm MNI grid and computes volumes on demand, in any order', () => {
+    const hcp = createSyntheticSession({ preset: 'hcp7t', seed: 1 });
+    expect(hcp.grid.dims).toEqual([113, 136, 113]);
+    expect(hcp.grid.affine).toEqual([
+      [-1.6, 0, 0, 90],
+      [0, 1.6, 0, -126],
+      [0, 0, 1.6, -72],
+      [0, 0, 0, 1],
+    ]);
+    expect(hcp.nVolumes).toBe(921);
+    expect(hcp.movie.frameCount).toBe(921 * 24);
+    // An MNI-sized brain: about 1.7 litres of 4.096 mm³ voxels.
+    expect(hcp.maskedVoxels).toBeGreaterThan(350_000);
+    expect(hcp.maskedVoxels).toBeLessThan(450_000);
+    const v0 = hcp.volume(0);
+    const v2 = hcp.volume(2);
+    expect(v0.length).toBe(113 * 136 * 113);
+    expect(v2).not.toEqual(v0);
+    expect(hcp.volume(0)).toEqual(v0);
+  });
+});
