@@ -343,20 +343,36 @@ class NiftiFile implements NiftiImage {
     for (let k = start; k < end; k++) yield { index: k, data: await this.readVolume(k, as) };
   }
 
-  /** One pass of inflate on a cursor of its own, so it does not disturb readVolume. */
+  /**
+   * One pass of inflate on a cursor of its own, so it does not disturb readVolume. The
+   * next volume is requested before the current one is handed out, so inflate (on the
+   * thread pool) proceeds while the caller awaits other work, e.g. a paced replay clock or
+   * a socket; at most two volumes are held.
+   */
   private async *gzipVolumes(start: number, end: number, as: OutputType) {
+    if (start === end) return;
     const cursor = new GzipCursor(this.data.path);
+    const read = async (k: number): Promise<Float32Array | Float64Array> => {
+      const buffer = new ArrayBuffer(this.volumeBytes);
+      const got = await cursor.readInto(new Uint8Array(buffer));
+      if (got < this.volumeBytes) throw this.truncated(k, got);
+      return this.decode(buffer, as);
+    };
+    let pending: Promise<Float32Array | Float64Array> | null = null;
     try {
       const first = this.header.voxOffset + start * this.volumeBytes;
       const skipped = await cursor.skip(first);
-      if (skipped < first && start < end) throw this.truncated(start, skipped - first);
+      if (skipped < first) throw this.truncated(start, skipped - first);
+      pending = read(start);
       for (let k = start; k < end; k++) {
-        const buffer = new ArrayBuffer(this.volumeBytes);
-        const got = await cursor.readInto(new Uint8Array(buffer));
-        if (got < this.volumeBytes) throw this.truncated(k, got);
-        yield { index: k, data: this.decode(buffer, as) };
+        if (!pending) break;
+        const data = await pending;
+        pending = k + 1 < end ? read(k + 1) : null;
+        yield { index: k, data };
       }
     } finally {
+      // An abandoned prefetch (early break, or an error) must not surface as unhandled.
+      pending?.catch(() => {});
       cursor.destroy();
     }
   }
