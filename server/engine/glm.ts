@@ -15,12 +15,13 @@
  *   from the exact solution: until Φ has full rank ("warm-up") the estimator keeps
  *   XᵀWy per voxel (float64) and Σwy², and at the first full-rank TR it solves the normal
  *   equations once (O(P²V)) — no δ·I prior, so there is nothing to forget.
- * - Betas are stored float32, voxel-major (V×P): the prediction is accumulated in
- *   float64, and RLS corrects its own errors (an error made at TR j is carried to TR k
- *   multiplied by Φ_k⁻¹λ^{k−j}Φ_j, i.e. it shrinks like j/k when λ = 1), so the float32
- *   rounding (6e-8 relative) stays far below the 1e-4 agreement with batch OLS that the
- *   tests check after every TR. It halves memory (55 MB at V = 200k, P = 69) and the
- *   size of snapshots; RSS and Σwy² are float64 because they are sums over the run.
+ * - Betas are float64, voxel-major (V×P, 110 MB at V = 200k, P = 69). float32 storage
+ *   was tried and fails the 1e-4 agreement with batch OLS: early in a run the drift
+ *   columns are nearly collinear, the exact start has betas of order 1e4–1e6 in those
+ *   directions, and their float32 rounding (6e-8 relative) lands as absolute errors of
+ *   ~1e-2 on unit betas of order 1, which RLS only forgets slowly (like j/k). Measured on
+ *   the test designs: 3e-2 relative with float32, 1e-6 with float64; in V8 the float64
+ *   kernel is no slower (the loop is compute-bound). RSS and Σwy² are float64 sums too.
  * - If, with λ < 1, the forgotten design loses full rank, the estimator goes back to
  *   warm-up, rebuilding XᵀWy = Φβ exactly from the normal equations (O(P²V), rare).
  *
@@ -53,6 +54,7 @@ import {
   paramLength,
   paramMatrix,
   paramX,
+  createGlmState,
   runGlmBlock,
   type GlmArrays,
 } from './glmBlock.ts';
@@ -133,19 +135,12 @@ export class VoxelwiseGlm implements Estimator {
     this.scratch = new Float64Array(p);
     this.varianceCache = new Float64Array(p);
     this.shared = workers > 0;
-    const alloc = <T>(make: (buffer: ArrayBufferLike) => T, bytes: number): T =>
-      make(this.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
-    this.params = alloc((b) => new Float64Array(b), paramLength(p) * 8);
+    const state = createGlmState(voxels, p, this.shared);
+    this.params = state.params;
     this.params[PARAM_LAMBDA] = forgetting;
-    this.arrays = {
-      betas: alloc((b) => new Float64Array(b), voxels * p * 8),
-      rss: alloc((b) => new Float64Array(b), voxels * 8),
-      syy: alloc((b) => new Float64Array(b), voxels * 8),
-      invalid: alloc((b) => new Uint8Array(b), voxels),
-      y: alloc((b) => new Float32Array(b), voxels * 4),
-      xty: alloc((b) => new Float64Array(b), voxels * p * 8),
-    };
-    if (workers > 0) this.pool = new GlmWorkerPool(workers, this.arrays, this.params, p);
+    this.arrays = state.arrays;
+    this.arrays.xty = this.allocXty();
+    if (workers > 0) this.pool = new GlmWorkerPool(workers, state);
   }
 
   /** TRs seen. */

@@ -8,10 +8,11 @@
  * arithmetic never depends on which block it is in, so any split gives identical bits.
  */
 import { choleskySolve } from './glmDense.ts';
+import { createGlmMemory, instantiateGlmKernel, type WasmMemory, type WasmRls } from './glmWasm.ts';
 
 /** The per-voxel state, voxel-major (voxel v's P values are at [v·P, (v+1)·P)). */
 export interface GlmArrays {
-  /** Current betas (fitted state only). float32: see glm.ts for why that is enough. */
+  /** Current betas (fitted state only); float64, see glm.ts for why not float32. */
   betas: Float64Array;
   /** Weighted residual sum of squares Σ w_t r_t² (fitted state only), float64. */
   rss: Float64Array;
@@ -23,6 +24,82 @@ export interface GlmArrays {
   y: Float32Array;
   /** Weighted Xᵀy per voxel (warm-up state only, null otherwise), float64. */
   xty: Float64Array | null;
+  /** The WebAssembly SIMD version of the Rls loop, bound to the memory these arrays view. */
+  kernel: WasmRls | null;
+}
+
+/** Byte offsets of each array in the one buffer that holds them (16-byte aligned). */
+export interface GlmLayout {
+  voxels: number;
+  regressors: number;
+  betas: number;
+  rss: number;
+  syy: number;
+  y: number;
+  params: number;
+  invalid: number;
+  bytes: number;
+}
+
+export function glmLayout(voxels: number, regressors: number): GlmLayout {
+  let end = 0;
+  const take = (bytes: number) => {
+    const at = end;
+    end = Math.ceil((end + bytes) / 16) * 16;
+    return at;
+  };
+  return {
+    voxels,
+    regressors,
+    betas: take(voxels * regressors * 8),
+    rss: take(voxels * 8),
+    syy: take(voxels * 8),
+    params: take(paramLength(regressors) * 8),
+    y: take(voxels * 4),
+    invalid: take(voxels),
+    bytes: end,
+  };
+}
+
+/**
+ * Everything the per-voxel loop touches, in one buffer: a shared WebAssembly memory when
+ * the SIMD kernel is available (and the state fits in 4 GiB), else a SharedArrayBuffer
+ * (for workers) or a plain ArrayBuffer. The warm-up Xᵀy is separate so it can be freed.
+ */
+export interface GlmState {
+  layout: GlmLayout;
+  buffer: ArrayBufferLike;
+  memory: WasmMemory | null;
+  arrays: GlmArrays;
+  params: Float64Array;
+}
+
+export function createGlmState(voxels: number, regressors: number, shared: boolean): GlmState {
+  const layout = glmLayout(voxels, regressors);
+  const memory = createGlmMemory(layout.bytes);
+  const buffer = memory ? memory.buffer : shared ? new SharedArrayBuffer(layout.bytes) : new ArrayBuffer(layout.bytes);
+  return { layout, buffer, memory, ...viewGlmState(buffer, layout, memory) };
+}
+
+/** Views on a state buffer (in the thread that created it, or in a worker). */
+export function viewGlmState(
+  buffer: ArrayBufferLike,
+  layout: GlmLayout,
+  memory: WasmMemory | null,
+): { arrays: GlmArrays; params: Float64Array } {
+  const { voxels: v, regressors: p } = layout;
+  return {
+    arrays: {
+      betas: new Float64Array(buffer, layout.betas, v * p),
+      rss: new Float64Array(buffer, layout.rss, v),
+      syy: new Float64Array(buffer, layout.syy, v),
+      invalid: new Uint8Array(buffer, layout.invalid, v),
+      y: new Float32Array(buffer, layout.y, v),
+      xty: null,
+      kernel: memory ? instantiateGlmKernel(memory) : null,
+    },
+    params: new Float64Array(buffer, layout.params, paramLength(p)),
+  };
 }
 
 /** What a block is asked to do this TR. */
@@ -134,15 +211,24 @@ function init(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: num
 }
 
 /**
- * One RLS step for every voxel of the block, two voxels per pass so that each x_j and
+ * One RLS step for every voxel of the block: the WebAssembly SIMD kernel when there is
+ * one (glmWasm.ts, ~3× faster), else this JavaScript loop, two voxels per pass so that each x_j and
  * g_j loaded serves two rows (measured ~8% faster than one voxel per pass in V8).
- * The prediction is accumulated in float64 from the float32 betas.
+ * Everything is float64 except the incoming volume.
  */
 function rls(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
   const lambda = params[PARAM_LAMBDA];
   const c = params[PARAM_RSS_FACTOR];
   const x = params.subarray(paramX(p), paramX(p) + p);
   const g = params.subarray(paramGain(p), paramGain(p) + p);
+  if (a.kernel) {
+    const po = params.byteOffset;
+    a.kernel(
+      a.betas.byteOffset, a.y.byteOffset, po + 8 * paramX(p), po + 8 * paramGain(p),
+      a.rss.byteOffset, a.syy.byteOffset, a.invalid.byteOffset, v0, v1, p, lambda, c,
+    );
+    return;
+  }
   const { betas: b, rss, syy, invalid, y } = a;
   let v = v0;
   while (v < v1) {

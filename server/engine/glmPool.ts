@@ -17,7 +17,8 @@
  */
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { SyncactError } from '../errors.ts';
-import { type GlmArrays, type GlmCommand } from './glmBlock.ts';
+import { type GlmCommand, type GlmLayout, type GlmState } from './glmBlock.ts';
+import type { WasmMemory } from './glmWasm.ts';
 
 /** Slots of the Int32 control array. */
 export const CTRL_GENERATION = 0;
@@ -35,14 +36,11 @@ export const MESSAGE_BYTES = 1024;
 export interface GlmWorkerData {
   control: SharedArrayBuffer;
   message: SharedArrayBuffer;
-  params: SharedArrayBuffer;
-  betas: SharedArrayBuffer;
-  rss: SharedArrayBuffer;
-  syy: SharedArrayBuffer;
-  invalid: SharedArrayBuffer;
-  y: SharedArrayBuffer;
+  /** The state buffer (glmBlock.ts GlmState), and its wasm memory when it is one. */
+  buffer: SharedArrayBuffer;
+  memory: WasmMemory | null;
+  layout: GlmLayout;
   xty: SharedArrayBuffer | null;
-  regressors: number;
   v0: number;
   v1: number;
   port: MessagePort;
@@ -51,11 +49,11 @@ export interface GlmWorkerData {
 /** How long the caller waits without any worker finishing before it gives up. */
 const STALL_MS = 120_000;
 
-function sharedBuffer(a: { buffer: ArrayBufferLike }): SharedArrayBuffer {
-  if (!(a.buffer instanceof SharedArrayBuffer)) {
-    throw new SyncactError('ENGINE_BAD_INPUT', 'GLM worker pool needs SharedArrayBuffer-backed arrays');
+function sharedBuffer(buffer: ArrayBufferLike): SharedArrayBuffer {
+  if (!(buffer instanceof SharedArrayBuffer)) {
+    throw new SyncactError('ENGINE_BAD_INPUT', 'GLM worker pool needs SharedArrayBuffer-backed state');
   }
-  return a.buffer;
+  return buffer;
 }
 
 export class GlmWorkerPool {
@@ -69,8 +67,9 @@ export class GlmWorkerPool {
    * Starts `count` workers, worker i owning a contiguous block of the voxels. Returns at
    * once: the workers finish starting while the caller does its first run().
    */
-  constructor(count: number, arrays: GlmArrays, params: Float64Array, regressors: number) {
-    const voxels = arrays.y.length;
+  constructor(count: number, state: GlmState) {
+    const voxels = state.layout.voxels;
+    const xty = state.arrays.xty;
     const api = import.meta.resolve('tsx/esm/api');
     const entry = new URL('./glmWorker.ts', import.meta.url).href;
     const boot = `
@@ -92,14 +91,10 @@ export class GlmWorkerPool {
       const data: GlmWorkerData = {
         control: this.control.buffer as SharedArrayBuffer,
         message: this.message.buffer as SharedArrayBuffer,
-        params: sharedBuffer(params),
-        betas: sharedBuffer(arrays.betas),
-        rss: sharedBuffer(arrays.rss),
-        syy: sharedBuffer(arrays.syy),
-        invalid: sharedBuffer(arrays.invalid),
-        y: sharedBuffer(arrays.y),
-        xty: arrays.xty ? sharedBuffer(arrays.xty) : null,
-        regressors,
+        buffer: sharedBuffer(state.buffer),
+        memory: state.memory,
+        layout: state.layout,
+        xty: xty ? sharedBuffer(xty.buffer) : null,
         v0,
         v1,
         port: channel.port2,
@@ -137,7 +132,7 @@ export class GlmWorkerPool {
 
   /** Hands every worker the warm-up Xᵀy buffer (or null to let it be collected). */
   setXty(xty: Float64Array | null): void {
-    const buffer = xty ? sharedBuffer(xty) : null;
+    const buffer = xty ? sharedBuffer(xty.buffer) : null;
     for (const port of this.ports) port.postMessage({ xty: buffer });
     this.run(POOL_ATTACH);
   }

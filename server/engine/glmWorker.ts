@@ -6,7 +6,7 @@
  * caller (blocked in Atomics.wait, unable to hear 'error' events) always wakes.
  */
 import { workerData, receiveMessageOnPort } from 'node:worker_threads';
-import { runGlmBlock, type GlmArrays, type GlmCommand } from './glmBlock.ts';
+import { runGlmBlock, viewGlmState, type GlmCommand } from './glmBlock.ts';
 import {
   CTRL_COMMAND,
   CTRL_DONE,
@@ -20,15 +20,9 @@ import {
 
 const data = workerData as GlmWorkerData;
 const control = new Int32Array(data.control);
-const params = new Float64Array(data.params);
-const arrays: GlmArrays = {
-  betas: new Float64Array(data.betas),
-  rss: new Float64Array(data.rss),
-  syy: new Float64Array(data.syy),
-  invalid: new Uint8Array(data.invalid),
-  y: new Float32Array(data.y),
-  xty: data.xty ? new Float64Array(data.xty) : null,
-};
+const { arrays, params } = viewGlmState(data.buffer, data.layout, data.memory);
+arrays.xty = data.xty ? new Float64Array(data.xty) : null;
+const regressors = data.layout.regressors;
 
 let seen = 0;
 for (;;) {
@@ -46,7 +40,7 @@ for (;;) {
         arrays.xty = buffer ? new Float64Array(buffer) : null;
       }
     } else {
-      runGlmBlock(command as GlmCommand, arrays, params, data.regressors, data.v0, data.v1);
+      runGlmBlock(command as GlmCommand, arrays, params, regressors, data.v0, data.v1);
     }
   } catch (e) {
     const text = new TextEncoder().encode(`worker [${data.v0}, ${data.v1}): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VoxelwiseGlm } from '../../server/engine/glm.ts';
 import { GlmWorkerPool } from '../../server/engine/glmPool.ts';
-import { GlmCommand, paramLength, type GlmArrays } from '../../server/engine/glmBlock.ts';
+import { GlmCommand, createGlmState } from '../../server/engine/glmBlock.ts';
 import { SyncactError } from '../../server/errors.ts';
 import { makeGlmData, row, volume } from './glmTestData.ts';
 
@@ -82,18 +82,10 @@ describe('VoxelwiseGlm worker threads', () => {
   });
 
   it('turns an error inside a worker into ENGINE_WORKER_FAILED instead of hanging', () => {
-    const shared = <T>(make: (b: SharedArrayBuffer) => T, bytes: number) => make(new SharedArrayBuffer(bytes));
-    const V = 8;
-    const P = 2;
-    const arrays: GlmArrays = {
-      betas: shared((b) => new Float64Array(b), V * P * 8),
-      rss: shared((b) => new Float64Array(b), V * 8),
-      syy: shared((b) => new Float64Array(b), V * 8),
-      invalid: shared((b) => new Uint8Array(b), V),
-      y: shared((b) => new Float32Array(b), V * 4),
-      xty: null, // Accumulate needs it: the workers throw
-    };
-    const pool = track(new GlmWorkerPool(2, arrays, shared((b) => new Float64Array(b), paramLength(P) * 8), P));
+    // The warm-up buffer is missing (xty null), so Accumulate throws inside the workers.
+    const state = createGlmState(8, 2, true);
+    expect(state.arrays.xty).toBeNull();
+    const pool = track(new GlmWorkerPool(2, state));
     let caught: unknown;
     try {
       pool.run(GlmCommand.Accumulate);

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { GlmCommand, createGlmState, paramGain, paramX, runGlmBlock } from '../../server/engine/glmBlock.ts';
+import { glmWasmModule } from '../../server/engine/glmWasm.ts';
+import { createRng } from '../../server/engine/random.ts';
+
+/** A state with seeded betas, sums, volume and gain; a few voxels invalid or non-finite. */
+function seededState(voxels: number, p: number, seed: number) {
+  const s = createGlmState(voxels, p, false);
+  const rng = createRng(seed);
+  const { arrays, params } = s;
+  for (let i = 0; i < arrays.betas.length; i++) arrays.betas[i] = 100 * rng.normal();
+  for (let v = 0; v < voxels; v++) {
+    arrays.y[v] = 1000 + 50 * rng.normal();
+    arrays.rss[v] = 10 * rng.uniform();
+    arrays.syy[v] = 1e6 * rng.uniform();
+  }
+  arrays.invalid[3] = 1;
+  arrays.rss[3] = NaN;
+  arrays.y[7] = NaN;
+  arrays.y[voxels - 1] = -Infinity;
+  for (let j = 0; j < p; j++) {
+    params[paramX(p) + j] = rng.normal();
+    params[paramGain(p) + j] = 1e-3 * rng.normal();
+  }
+  params[0] = 0.97; // λ
+  params[1] = 0.8; // λ/(λ+q)
+  return s;
+}
+
+describe('GLM per-voxel kernels', () => {
+  it('has the WebAssembly SIMD kernel on this Node', () => {
+    expect(glmWasmModule()).not.toBeNull();
+    expect(createGlmState(10, 3, false).arrays.kernel).not.toBeNull();
+  });
+
+  for (const p of [1, 2, 7, 69]) {
+    it(`WebAssembly and JavaScript RLS steps agree to rounding (P = ${p}), invalid and non-finite voxels included`, () => {
+      const voxels = 101;
+      const wasm = seededState(voxels, p, 5 + p);
+      const js = seededState(voxels, p, 5 + p);
+      js.arrays.kernel = null;
+      // Two blocks, split at an odd voxel, as workers would.
+      for (const s of [wasm, js]) {
+        runGlmBlock(GlmCommand.Rls, s.arrays, s.params, p, 0, 51);
+        runGlmBlock(GlmCommand.Rls, s.arrays, s.params, p, 51, voxels);
+      }
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+        for (let i = 0; i < b.length; i++) {
+          if (Number.isNaN(b[i])) expect(a[i]).toBeNaN();
+          else expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-12 * (Math.abs(b[i]) + 1));
+        }
+      };
+      close(wasm.arrays.betas, js.arrays.betas);
+      close(wasm.arrays.rss, js.arrays.rss);
+      close(wasm.arrays.syy, js.arrays.syy);
+      expect(Array.from(wasm.arrays.invalid)).toEqual(Array.from(js.arrays.invalid));
+      expect([3, 7, voxels - 1].map((v) => wasm.arrays.invalid[v])).toEqual([1, 1, 1]);
+      expect(wasm.arrays.rss[7]).toBeNaN();
+      // The step really moved the betas (guards against a kernel that does nothing).
+      const before = seededState(voxels, p, 5 + p).arrays.betas;
+      expect(Math.abs(wasm.arrays.betas[0] - before[0])).toBeGreaterThan(0);
+      // An invalid voxel's betas are frozen.
+      expect(wasm.arrays.betas.slice(3 * p, 4 * p)).toEqual(before.slice(3 * p, 4 * p));
+    });
+  }
+});
