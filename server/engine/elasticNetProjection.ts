@@ -27,6 +27,15 @@
  */
 
 /**
+ * A guess of θ going in (e.g. half the θ of the same atom's previous projection), the θ
+ * found coming out. A guess that turns out too large is detected and ignored, so it only
+ * ever saves time.
+ */
+export interface ProjectionHint {
+  theta: number;
+}
+
+/**
  * Projects `u` (length n) onto the elastic-net ball in place. `candidates` is an Int32Array
  * scratch buffer of length ≥ n; on return its first m entries list the non-zero
  * coordinates in increasing order, where m is the returned count.
@@ -37,8 +46,12 @@ export function projectElasticNetBall(
   r: number,
   nonNegative: boolean,
   candidates: Int32Array,
+  hint?: ProjectionHint,
 ): number {
-  if (r <= 0) return projectL2Ball(u, n, nonNegative, candidates);
+  if (r <= 0) {
+    if (hint) hint.theta = 0;
+    return projectL2Ball(u, n, nonNegative, candidates);
+  }
   const c = (2 * (1 - r)) / r;
   // Positive root θ of the constraint restricted to a set with n_ = m, S1 = s1, S2 = s2
   // (0 when that set alone is inside the ball), in the cancellation-free form.
@@ -55,20 +68,44 @@ export function projectElasticNetBall(
   let s1 = 0;
   let s2 = 0;
   let theta = 0;
-  for (let i = 0; i < n; i++) {
-    let v = u[i];
-    if (nonNegative && v < 0) v = u[i] = 0;
-    const a = v < 0 ? -v : v;
-    if (a > theta) {
-      candidates[m++] = i;
-      s1 += a;
-      s2 += a * a;
-      theta = root(m, s1, s2);
+  if (nonNegative) for (let i = 0; i < n; i++) if (u[i] < 0) u[i] = 0;
+  const g = hint && hint.theta > 0 ? hint.theta : 0;
+  let guessed = false;
+  if (g > 0) {
+    // Keep only |u_i| > g; valid when the true θ exceeds g, i.e. when the constraint at
+    // θ = g (which involves exactly these coordinates) is still above 1.
+    for (let i = 0; i < n; i++) {
+      const v = u[i];
+      if (v > g || v < -g) {
+        const a = v < 0 ? -v : v;
+        candidates[m++] = i;
+        s1 += a;
+        s2 += a * a;
+      }
+    }
+    const sg = 1 + c * g;
+    const over = (1 - r) * (s2 - 2 * g * s1 + m * g * g) + r * sg * (s1 - m * g) - sg * sg;
+    guessed = over > 0;
+    if (!guessed) m = s1 = s2 = 0;
+  }
+  if (!guessed) {
+    for (let i = 0; i < n; i++) {
+      const v = u[i];
+      if (v > theta || v < -theta) {
+        const a = v < 0 ? -v : v;
+        candidates[m++] = i;
+        s1 += a;
+        s2 += a * a;
+        theta = root(m, s1, s2);
+      }
     }
   }
   // While the root is 0 every non-zero is kept, so a root still 0 at the end means the
   // whole of u is inside the ball: nothing moves, and the candidates are its non-zeros.
-  if (theta === 0) return m;
+  if (!guessed && theta === 0) {
+    if (hint) hint.theta = 0;
+    return m;
+  }
   // Michelot: drop candidates not above the root of the current set until none drops.
   for (;;) {
     theta = root(m, s1, s2);
@@ -89,6 +126,7 @@ export function projectElasticNetBall(
     s1 = n1;
     s2 = n2;
   }
+  if (hint) hint.theta = theta;
   // Survivors stay in increasing index order, so one walk shrinks them and zeroes the rest.
   const scale = 1 / (1 + c * theta);
   let q = 0;

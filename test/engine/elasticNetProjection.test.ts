@@ -91,6 +91,25 @@ describe('projectElasticNetBall', () => {
     for (let i = 0; i < u.length; i++) expect(l1[i]).toBeCloseTo(Math.sign(u[i]) * Math.max(Math.abs(u[i]) - theta, 0), 12);
   });
 
+  it('gives bit-identical results whatever the θ hint, too small, exact or too large, and reports θ', () => {
+    for (const r of [0.3, 0.8]) {
+      const u = normalArray(Math.round(r * 10), 2000).map((v, i) => v * 0.01 + (i > 500 && i < 700 ? 0.05 : 0));
+      const plain = project(u, r).d;
+      const found = { theta: 0 };
+      const d0 = new Float64Array(u);
+      projectElasticNetBall(d0, d0.length, r, false, new Int32Array(u.length), found);
+      expect(d0).toEqual(plain);
+      expect(found.theta).toBeGreaterThan(0);
+      for (const guess of [found.theta * 0.5, found.theta, found.theta * 0.999, found.theta * 3, 1e9]) {
+        const hint = { theta: guess };
+        const d = new Float64Array(u);
+        projectElasticNetBall(d, d.length, r, false, new Int32Array(u.length), hint);
+        expect(d).toEqual(plain);
+        expect(hint.theta).toBe(found.theta);
+      }
+    }
+  });
+
   it('with nonNegative, equals the projection of max(u, 0) and has no negative entry', () => {
     const u = normalArray(6, 300);
     const pos = u.map((v) => Math.max(v, 0));
