@@ -10,7 +10,8 @@
  *   glmDense.ts), then q = xᵀΦ_{k−1}⁻¹x and the gain g = Φ_k⁻¹x = Φ_{k−1}⁻¹x/(λ+q).
  * - Per voxel it is then O(P): e = y − xᵀβ, β ← β + g·e, RSS ← λ·RSS + e²·λ/(λ+q).
  *   That is about P/4 times fewer flops than re-solving (XᵀX)⁻¹XᵀY every TR (O(P²V)),
- *   which would be exact too but ~17× slower at P = 69.
+ *   which would be exact too but ~17× slower at P = 69. The loop runs as a WebAssembly
+ *   SIMD kernel (glmWasm.ts; the JavaScript one in glmBlock.ts is the fallback).
  * - It equals batch (weighted) least squares exactly in exact arithmetic once it starts
  *   from the exact solution: until Φ has full rank ("warm-up") the estimator keeps
  *   XᵀWy per voxel (float64) and Σwy², and at the first full-rank TR it solves the normal
@@ -20,8 +21,8 @@
  *   columns are nearly collinear, the exact start has betas of order 1e4–1e6 in those
  *   directions, and their float32 rounding (6e-8 relative) lands as absolute errors of
  *   ~1e-2 on unit betas of order 1, which RLS only forgets slowly (like j/k). Measured on
- *   the test designs: 3e-2 relative with float32, 1e-6 with float64; in V8 the float64
- *   kernel is no slower (the loop is compute-bound). RSS and Σwy² are float64 sums too.
+ *   the test designs: 3e-2 relative with float32, 1e-6 with float64 (the JavaScript loop
+ *   is compute-bound and no slower in float64). RSS and Σwy² are float64 sums too.
  * - If, with λ < 1, the forgotten design loses full rank, the estimator goes back to
  *   warm-up, rebuilding XᵀWy = Φβ exactly from the normal equations (O(P²V), rare).
  *
@@ -38,9 +39,13 @@
  * from that TR on, without touching any other voxel.
  *
  * Workers: with `workers` ≥ 1 the voxels are split in blocks over worker threads sharing
- * the state through SharedArrayBuffers (glmPool.ts); update() stays synchronous (the
+ * the state through one shared memory (glmPool.ts); update() stays synchronous (the
  * calling thread sleeps in Atomics.wait). Results are bitwise identical to in-thread.
- * Call dispose() to stop them.
+ * Call dispose() to stop them (they are unref'd, so a forgotten dispose() does not keep
+ * the process alive).
+ *
+ * A non-finite design row is a wiring bug, not data: update() rejects it with
+ * ENGINE_BAD_INPUT before touching any state.
  */
 import { availableParallelism } from 'node:os';
 import { SyncactError } from '../errors.ts';
@@ -51,7 +56,6 @@ import {
   PARAM_LAMBDA,
   PARAM_RSS_FACTOR,
   paramGain,
-  paramLength,
   paramMatrix,
   paramX,
   createGlmState,

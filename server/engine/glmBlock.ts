@@ -4,8 +4,9 @@
  * Everything that depends only on the design (the gain, the P×P factor) is computed once
  * per TR by the caller and handed in through `params`; what is left is O(P) per voxel
  * with no allocation, so the same function runs in the calling thread or, on its own
- * block, in each worker (glmWorker.ts) over SharedArrayBuffer-backed arrays. A voxel's
- * arithmetic never depends on which block it is in, so any split gives identical bits.
+ * block, in each worker (glmWorker.ts), over views of one shared buffer (GlmState). A
+ * voxel's arithmetic never depends on which block it is in, so any split gives
+ * identical bits.
  */
 import { choleskySolve } from './glmDense.ts';
 import { createGlmMemory, instantiateGlmKernel, type WasmMemory, type WasmRls } from './glmWasm.ts';
@@ -212,8 +213,8 @@ function init(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: num
 
 /**
  * One RLS step for every voxel of the block: the WebAssembly SIMD kernel when there is
- * one (glmWasm.ts, ~3× faster), else this JavaScript loop, two voxels per pass so that each x_j and
- * g_j loaded serves two rows (measured ~8% faster than one voxel per pass in V8).
+ * one (glmWasm.ts, ~3× faster), else this JavaScript loop, two voxels per pass so that
+ * each x_j and g_j loaded serves two rows (measured ~8% faster than one voxel per pass).
  * Everything is float64 except the incoming volume.
  */
 function rls(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
