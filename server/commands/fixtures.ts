@@ -18,10 +18,11 @@ The same preset and seed always give the same bytes.
 
 options:
   --preset NAME  tiny (unit tests, 12×14×12, 60 TRs), demo (40×48×40 at 4 mm, 300 TRs),
-                 hcp7t (113×136×113 at 1.6 mm, 921 TRs; several GB, takes minutes)
+                 hcp7t (113×136×113 at 1.6 mm, 921 TRs; about 1.3 GB, takes minutes)
   --out DIR      output folder (created if needed)
   --seed N       integer seed, default ${DEFAULT_SEED}
-  --manifest FILE  also write a manifest (preset, seed, parameters, ffmpeg version,
+  --manifest FILE
+                 also write a manifest (preset, seed, parameters, ffmpeg version,
                  sha256 of every file, paths relative to FILE's folder), as
                  fixtures/manifest.json is made
   --quiet        print nothing but errors
@@ -53,6 +54,7 @@ export const fixtures: Command = {
     if (!values.out) throw new SyncactError('CLI_USAGE', 'fixtures: --out DIR is required');
     const seed = numberOption('fixtures', 'seed', values.seed, DEFAULT_SEED);
     const session = createSyntheticSession({ preset: values.preset as PresetName, seed });
+    const ffmpegPath = locateFfmpeg(); // before anything is printed or written
     const say = (line: string) => {
       if (!values.quiet) process.stdout.write(line + '\n');
     };
@@ -62,7 +64,6 @@ export const fixtures: Command = {
         `movie ${session.movie.width}×${session.movie.height} at ${session.movie.fps} fps`,
     );
     const started = Date.now();
-    const ffmpegPath = locateFfmpeg();
     const files = await writeSyntheticSession(session, values.out, {
       ffmpegPath,
       onFile: (f) => say(`  wrote ${f.path} (${formatBytes(f.bytes)})`),

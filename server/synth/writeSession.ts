@@ -168,8 +168,14 @@ async function prepareFolder(dir: string): Promise<void> {
     if (!(await stat(dir)).isDirectory()) throw new Error('not a folder');
     await access(dir, constants.W_OK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new SyncactError('OUTPUT_NOT_WRITABLE', `cannot write the session folder (${code})`, dir);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EEXIST' || code === 'ENOTDIR' || !code
+        ? 'it, or a folder above it, exists and is not a folder'
+        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+          ? `permission denied (${code})`
+          : code;
+    throw new SyncactError('OUTPUT_NOT_WRITABLE', `cannot write the session folder: ${why}`, dir);
   }
 }
 
