@@ -1,4 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { VoxelwiseGlm } from '../../server/engine/glm.ts';
 import { GlmWorkerPool } from '../../server/engine/glmPool.ts';
 import { GlmCommand, createGlmState } from '../../server/engine/glmBlock.ts';
@@ -95,5 +100,27 @@ describe('VoxelwiseGlm worker threads', () => {
     expect(caught).toBeInstanceOf(SyncactError);
     expect((caught as SyncactError).code).toBe('ENGINE_WORKER_FAILED');
     expect((caught as SyncactError).message).toMatch(/^worker \[\d+, \d+\): TypeError/);
+  });
+
+  it('starts its workers under `node bin/run-ts.js` from another folder, and the process exits', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'syncact-glm-'));
+    try {
+      const glmUrl = new URL('../../server/engine/glm.ts', import.meta.url).href;
+      const script = join(dir, 'run.mts');
+      writeFileSync(
+        script,
+        `import { VoxelwiseGlm } from ${JSON.stringify(glmUrl)};
+const glm = new VoxelwiseGlm({ voxels: 999, regressors: 2, workers: 2 });
+for (let k = 0; k < 4; k++) glm.update(Float64Array.of(1, k), new Float32Array(999).fill(3 + 2 * k));
+process.stdout.write(JSON.stringify([glm.workers, glm.betas(0)[998], glm.betas(1)[0]]));
+${'// no dispose(): unref()ed workers must not keep the process alive'}
+`,
+      );
+      const runTs = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
+      const out = execFileSync(process.execPath, [runTs, script], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect(JSON.parse(out)).toEqual([2, 3, 2]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
