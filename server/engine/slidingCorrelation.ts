@@ -226,7 +226,10 @@ export class SlidingCorrelation implements Estimator {
     return this.k;
   }
 
-  /** Max |r_incremental − r_exact| over pairs at the last exact re-sync (0 before one, and always 0 for exponential weighting, which never subtracts). */
+  /**
+   * Max |r_incremental − r_exact| over pairs at the last exact re-sync of the main sums
+   * (0 before one, and always 0 for exponential weighting, which never subtracts).
+   */
   get resyncDrift(): number {
     return this.drift;
   }
@@ -255,15 +258,14 @@ export class SlidingCorrelation implements Estimator {
     const aOk = this.histOk.subarray(hSlot * U, hSlot * U + U);
     const x = this.fring.subarray(fSlot * F, fSlot * F + F);
     const xOk = this.fringOk.subarray(fSlot * F, fSlot * F + F);
-    // Leaving samples live in slots that are overwritten only after they are read.
+    // The leaving samples (TR k − W) sit in other slots than TR k's: both rings hold more
+    // than W TRs, so writing TR k below does not overwrite them.
     const lhSlot = (k - W + this.hLen) % this.hLen;
     const lfSlot = (k - W + this.fLen) % this.fLen;
     const b = full ? this.hist.subarray(lhSlot * U, lhSlot * U + U) : this.zerosU;
     const bOk = full ? this.histOk.subarray(lhSlot * U, lhSlot * U + U) : null;
     const y = full ? this.fring.subarray(lfSlot * F, lfSlot * F + F) : this.zerosF;
     const yOk = full ? this.fringOk.subarray(lfSlot * F, lfSlot * F + F) : null;
-    // Leaving samples must be read before the ring slot is overwritten: the unit ring
-    // is longer than W + 1 and the feature ring is W + 1, so slots differ.
     this.store(units, this.offU, this.su, this.weight, a, aOk);
     this.store(features, this.offF, this.sf, this.weight, x, xOk);
 

@@ -68,6 +68,28 @@ describe('SlidingCorrelation: rectangular window', () => {
     expect(est.resyncDrift).toBeLessThan(1e-10);
   });
 
+  it('re-sync removes the drift a huge transient leaves in the running sums, and reports it', () => {
+    const U = 2, F = 2, W = 5, T = 60, R = 25;
+    const { units, features } = makeSeries(15, T, U, F);
+    units[8][0] = 1e9; // Σu² holds 1e18 while it is in the window: the small terms are lost
+    const est = new SlidingCorrelation({ units: U, features: F, window: W, resyncEvery: R });
+    const never = new SlidingCorrelation({ units: U, features: F, window: W, resyncEvery: 10 * T });
+    for (let k = 0; k < T; k++) {
+      est.update(units[k], features[k]);
+      never.update(units[k], features[k]);
+      const exact = batchWindowCorrelation(units, features, k, W);
+      if (k === R - 1) {
+        // Re-sync just ran: the reported drift is the error the estimator without re-sync still has.
+        const error = maxAbsDiff(never.correlations(), exact);
+        expect(error).toBeGreaterThan(1e-3);
+        expect(est.resyncDrift).toBeCloseTo(error, 10);
+      }
+      if (k >= R - 1) expect(maxAbsDiff(est.correlations(), exact)).toBeLessThan(1e-8);
+    }
+    expect(maxAbsDiff(never.correlations(), batchWindowCorrelation(units, features, T - 1, W))).toBeGreaterThan(1e-3);
+    expect(est.resyncDrift).toBeLessThan(1e-10); // the next re-sync found nothing left
+  });
+
   it('uses the TRs available before the window fills (r over k+1 TRs from 3 samples)', () => {
     const { units, features } = makeSeries(2, 10, 2, 3);
     const est = new SlidingCorrelation({ units: 2, features: 3, window: 8 });
