@@ -10,7 +10,13 @@
  * - engine.sliding_pooled_pvalues_ms: the read-out with per-unit pooled nulls.
  * Medians over timed TRs after a warm-up long enough for every null shift to be ready
  * (W − 1 + the largest lag TRs). Inputs are AR(1) noise made before timing.
+ * numpy.sliding_update_ms / numpy.sliding_update_nonull_ms: the same per-TR work done as
+ * batch linear algebra on the window by bench/reference/sliding_reference.py (run with
+ * /usr/bin/python3; NaN without it).
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { median, type BenchSuite } from './bench.ts';
 import { SlidingCorrelation } from '../server/engine/slidingCorrelation.ts';
 import { createRng } from '../server/engine/random.ts';
@@ -36,6 +42,21 @@ function makeInputs(count: number, seed: number): { units: Float64Array[]; featu
   return { units, features };
 }
 
+const NUMPY_FIGURES = ['numpy.sliding_update_ms', 'numpy.sliding_update_nonull_ms'];
+const PYTHON = '/usr/bin/python3';
+
+/** Runs the numpy twin; NaN for its figures when python or numpy is missing or fails. */
+function numpyFigures(log: (m: string) => void): Record<string, number> {
+  const script = fileURLToPath(new URL('./reference/sliding_reference.py', import.meta.url));
+  try {
+    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
+    return JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', timeout: 120_000 })) as Record<string, number>;
+  } catch (e) {
+    log(`numpy reference skipped: ${(e as Error).message.split('\n')[0]}`);
+    return Object.fromEntries(NUMPY_FIGURES.map((f) => [f, NaN]));
+  }
+}
+
 const FIGURES = [
   'engine.sliding_update_ms',
   'engine.sliding_update_nonull_ms',
@@ -46,7 +67,7 @@ const FIGURES = [
 
 const suite: BenchSuite = {
   title: `sliding-window correlation (U = ${U}, F = ${F}, W = ${W}, S = ${S} null shifts)`,
-  figures: FIGURES,
+  figures: [...FIGURES, ...NUMPY_FIGURES],
   async run(ctx) {
     const out: Record<string, number> = {};
     if (ctx.wants('engine.sliding_update_nonull_ms')) {
@@ -106,6 +127,10 @@ const suite: BenchSuite = {
         out['engine.sliding_pooled_pvalues_ms'] = median(times);
         ctx.log(`pooled p-values + BH: ${out['engine.sliding_pooled_pvalues_ms'].toFixed(1)} ms`);
       }
+    }
+    if (NUMPY_FIGURES.some((f) => ctx.wants(f))) {
+      Object.assign(out, numpyFigures(ctx.log));
+      ctx.log(`numpy: ${out['numpy.sliding_update_ms']?.toFixed(1)} ms with nulls, ${out['numpy.sliding_update_nonull_ms']?.toFixed(2)} ms without`);
     }
     return out;
   },
