@@ -53,7 +53,10 @@ export interface SlidingCorrelationOptions {
   units: number;
   /** F, the number of brain features per TR. */
   features: number;
-  /** W, the rectangular window in TRs (≥ 3); with exponential weighting, the default minimum null lag. */
+  /**
+   * W, the rectangular window in TRs (≥ 3). With exponential weighting it only sets the
+   * default minimum null lag and the history (W TRs) a lagged null needs before it is used.
+   */
   window: number;
   /** Exact re-sync period in TRs (rectangular only); default = window. */
   resyncEvery?: number;
