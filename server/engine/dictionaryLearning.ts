@@ -39,8 +39,10 @@
  * atoms that random maps leave unused. `init` gives the maps instead (e.g. a template
  * atlas resampled to the mask), and `initialization: 'random'` K seeded standard-normal
  * maps. Mairal et al. (§3.4) replace atoms that fall out of use: an atom whose code has
- * been zero for `restartAfter` TRs, or that the projection empties (possible only with
- * `nonNegative`), restarts from the current residual with its statistics cleared.
+ * been zero for `restartAfter` TRs, the weaker of two atoms that duplicate one network,
+ * or one that the projection empties (possible only with `nonNegative`) restarts from
+ * the current residual x − Dα with its statistics cleared. Restarts are not descent
+ * steps; `restartAfter: 0` turns them off.
  */
 import { SyncactError } from '../errors.ts';
 import { createRng } from './random.ts';
@@ -85,14 +87,17 @@ export interface DictionaryLearningOptions {
   /** ρ ≥ 0 in β_t = (1 − 1/t)^ρ: larger forgets early samples faster; 0 weighs all TRs equally. Default 0. */
   forgetting?: number;
   /**
-   * An atom whose code has been zero for this many consecutive TRs is restarted from the
-   * current sample's residual at the next dictionary update (0: never). Default 50.
+   * An atom whose code has been zero for this many consecutive TRs, or whose map nearly
+   * duplicates another's (|cosine| > 0.9; the one explaining less goes), is restarted
+   * from the current sample's residual at the next dictionary update (0: never). Default 50.
    */
   restartAfter?: number;
 }
 
 const KIND = 'dictionaryLearning';
 const VERSION = 1;
+/** Atoms closer than this (|cosine| of their maps) count as one network duplicated. */
+const DUPLICATE_COSINE = 0.9;
 /** An atom whose number of non-zeros exceeds this share of V is handled as dense. */
 const SPARSE_SHARE = 0.25;
 
@@ -447,6 +452,7 @@ export class OnlineDictionaryLearning implements Estimator {
     for (let j = 0; j < K; j++) trace += A[j * K + j];
     // An atom used this little has no estimate yet; leave it be.
     const floor = 1e-12 * (trace / K);
+    if (restart && this.restartAfter > 0) this.markDuplicates();
     for (let j = 0; j < K; j++) {
       if (restart && this.restartAfter > 0 && this.idle[j] >= this.restartAfter) {
         const nnz = this.restartAtom(j);
@@ -496,6 +502,27 @@ export class OnlineDictionaryLearning implements Estimator {
   }
 
   /**
+   * Two atoms whose maps have |cosine| above DUPLICATE_COSINE share one network between
+   * them (a local minimum that more data does not leave); the one explaining less,
+   * A_jj·‖d_j‖², is marked for a restart so that it can find a network still missing.
+   */
+  private markDuplicates(): void {
+    const K = this.atoms;
+    const G = this.gram;
+    const A = this.statA;
+    for (let j = 0; j < K; j++) {
+      for (let l = j + 1; l < K; l++) {
+        const gjj = G[j * K + j];
+        const gll = G[l * K + l];
+        if (!(gjj > 0 && gll > 0)) continue;
+        if (Math.abs(G[j * K + l]) <= DUPLICATE_COSINE * Math.sqrt(gjj * gll)) continue;
+        const weaker = A[j * K + j] * gjj < A[l * K + l] * gll ? j : l;
+        this.idle[weaker] = Math.max(this.idle[weaker], this.restartAfter);
+      }
+    }
+  }
+
+  /**
    * Replaces atom j (emptied by the projection) by the last sample's residual, projected,
    * and clears its statistics so that it starts afresh. Leaves the new map in `u` and
    * returns its number of non-zeros (0 when the residual has nothing to offer).
@@ -505,7 +532,7 @@ export class OnlineDictionaryLearning implements Estimator {
     const K = this.atoms;
     const u = this.u;
     u.set(this.x);
-    for (let l = 0; l < K; l++) if (l !== j && this.latest[l] !== 0) this.addAtom(u, l, -this.latest[l]);
+    for (let l = 0; l < K; l++) if (this.latest[l] !== 0) this.addAtom(u, l, -this.latest[l]);
     for (let q = 0; q < this.missingCount; q++) u[this.missing[q]] = 0;
     let ss = 0;
     for (let v = 0; v < V; v++) {

@@ -159,6 +159,47 @@ describe('OnlineDictionaryLearning: awkward volumes', () => {
   });
 });
 
+describe('OnlineDictionaryLearning: atoms that fall out of use', () => {
+  const cosine = (a: Float32Array, b: Float32Array) => {
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let i = 0; i < a.length; i++) {
+      ab += a[i] * b[i];
+      aa += a[i] * a[i];
+      bb += b[i] * b[i];
+    }
+    return ab / Math.sqrt(aa * bb);
+  };
+  it('restarts an atom left unused, which then finds the network no atom covered', () => {
+    // Networks 0–3 given, the fifth atom a single voxel where no network is.
+    const outside = p.maps[0].findIndex((_, v) => p.maps.every((m) => m[v] === 0));
+    const junk = new Float32Array(p.voxels);
+    junk[outside] = 1;
+    const init = [0, 1, 2, 3].map((i) => Float32Array.from(p.maps[i])).concat([junk]);
+    const r4 = (o: Partial<DictionaryLearningOptions>) => {
+      const { est } = stream({ init, ...o });
+      return Math.abs(cosine(est.atom(4), Float32Array.from(p.maps[4])));
+    };
+    expect(r4({ restartAfter: 20 })).toBeGreaterThan(0.95);
+    expect(r4({})).toBeGreaterThan(0.95); // default 50
+    expect(r4({ restartAfter: 0 })).toBeLessThan(0.2); // without restarts it stays stuck
+  });
+
+  it('restarts the weaker of two duplicated atoms at the next dictionary update', () => {
+    const init = [0, 0, 1, 2, 3].map((i) => Float32Array.from(p.maps[i]));
+    const first = (restartAfter: number) => {
+      const est = new OnlineDictionaryLearning({ voxels: p.voxels, atoms: K, init, burnIn: 1, restartAfter });
+      est.update(p.volumes[0]);
+      expect(est.updates).toBe(1);
+      return cosine(est.atom(0), est.atom(1));
+    };
+    // The Lasso gives a duplicated column nothing, so without restarts the copy stays.
+    expect(first(0)).toBeGreaterThan(0.99);
+    expect(Math.abs(first(50))).toBeLessThan(0.9);
+  });
+});
+
 describe('OnlineDictionaryLearning: memory', () => {
   /** Bytes in typed arrays held by the estimator (own fields, one level into plain arrays). */
   function heldBytes(est: OnlineDictionaryLearning): number {
