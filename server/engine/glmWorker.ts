@@ -34,11 +34,11 @@ for (;;) {
   if (command === POOL_STOP) break;
   try {
     if (command === POOL_ATTACH) {
+      // postMessage queues on this port before the caller bumps the generation.
       const received = receiveMessageOnPort(data.port);
-      if (received) {
-        const buffer = (received.message as { xty: SharedArrayBuffer | null }).xty;
-        arrays.xty = buffer ? new Float64Array(buffer) : null;
-      }
+      if (!received) throw new Error('attach: no Xᵀy buffer was posted');
+      const buffer = (received.message as { xty: SharedArrayBuffer | null }).xty;
+      arrays.xty = buffer ? new Float64Array(buffer) : null;
     } else {
       runGlmBlock(command as GlmCommand, arrays, params, regressors, data.v0, data.v1);
     }
