@@ -70,7 +70,10 @@ export interface DictionaryLearningOptions {
   mapSparsity?: number;
   /** Keep maps non-negative (default false: signed maps). */
   nonNegative?: boolean;
-  /** m: the dictionary is updated every m TRs (codes are computed every TR). Default 1. */
+  /**
+   * m: the dictionary is updated every m TRs (codes are computed every TR). Default 1, as
+   * in the paper; at whole-brain size (V ≈ 370,000) m = 5 keeps a TR near 50 ms.
+   */
   updateEvery?: number;
   /**
    * Without `init`: 'samples' (default) starts with empty atoms and fills one per TR from
@@ -134,10 +137,10 @@ export class OnlineDictionaryLearning implements Estimator {
   private readonly statA: Float64Array;
   private readonly statB: Float64Array;
   private scale = 1;
-  /** Σ w_i, Σ w_i‖x_i‖², Σ w_i‖α_i‖₁, divided by `scale` like A and B. */
+  /** Σ w_i, Σ w_i‖x_i‖², Σ w_i p_i (penalty paid at coding), divided by `scale` like A and B. */
   private weight = 0;
   private sumSquares = 0;
-  private sumL1 = 0;
+  private sumPenalty = 0;
   private samples = 0;
   private dictionaryUpdates = 0;
   private error = 0;
@@ -319,7 +322,7 @@ export class OnlineDictionaryLearning implements Estimator {
     }
     this.weight += w;
     this.sumSquares += w * (xx + imputedSquares);
-    this.sumL1 += w * penalty;
+    this.sumPenalty += w * penalty;
     if (this.scale < 1e-150) this.rescaleStatistics();
     this.samples = t;
     const next = this.empty.indexOf(1);
@@ -369,7 +372,7 @@ export class OnlineDictionaryLearning implements Estimator {
       if (sup) for (let q = 0; q < sup.length; q++) cross += this.dict[off + sup[q]] * this.statB[off + sup[q]];
       else for (let v = 0; v < V; v++) cross += this.dict[off + v] * this.statB[off + v];
     }
-    return (0.5 * quad - cross + 0.5 * this.sumSquares + this.alpha * this.sumL1) / this.weight;
+    return (0.5 * quad - cross + 0.5 * this.sumSquares + this.alpha * this.sumPenalty) / this.weight;
   }
 
   /**
@@ -394,7 +397,7 @@ export class OnlineDictionaryLearning implements Estimator {
         scale: this.scale,
         weight: this.weight,
         sumSquares: this.sumSquares,
-        sumL1: this.sumL1,
+        sumPenalty: this.sumPenalty,
         lastError: this.error,
       },
       arrays: {
@@ -434,7 +437,7 @@ export class OnlineDictionaryLearning implements Estimator {
     this.scale = s.scalars.scale;
     this.weight = s.scalars.weight;
     this.sumSquares = s.scalars.sumSquares;
-    this.sumL1 = s.scalars.sumL1;
+    this.sumPenalty = s.scalars.sumPenalty;
     this.error = s.scalars.lastError;
     for (let j = 0; j < K; j++) this.rebuildSupport(j);
     this.computeGram();
@@ -623,7 +626,7 @@ export class OnlineDictionaryLearning implements Estimator {
     this.statA.fill(0);
     this.statB.fill(0);
     this.scale = 1;
-    this.weight = this.sumSquares = this.sumL1 = 0;
+    this.weight = this.sumSquares = this.sumPenalty = 0;
   }
 
   /** Folds the scale into the stored statistics before 1/scale overflows (rare: K·V). */
@@ -633,7 +636,7 @@ export class OnlineDictionaryLearning implements Estimator {
     for (let i = 0; i < this.statB.length; i++) this.statB[i] *= s;
     this.weight *= s;
     this.sumSquares *= s;
-    this.sumL1 *= s;
+    this.sumPenalty *= s;
     this.scale = 1;
   }
 

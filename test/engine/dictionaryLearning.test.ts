@@ -208,7 +208,8 @@ describe('OnlineDictionaryLearning: the surrogate objective', () => {
     return p;
   }
 
-  for (const rho of [0, 1]) {
+  // ρ = 80 drives the stored scale below 1e-150 by TR 80, exercising the rescaling.
+  for (const rho of [0, 1, 80]) {
     it(`equals its batch twin from the kept samples (forgetting ρ = ${rho}, NaN voxels), and every dictionary update lowers it`, () => {
       const p = plantedNetworks(6, K, 80, 0.3);
       const lambda = 0.8;
@@ -242,6 +243,8 @@ describe('OnlineDictionaryLearning: the surrogate objective', () => {
         }
       }
       expect(descents).toBeGreaterThan(20);
+      // Without the rescaling the stored scale would be (1/80)^80 ≈ 1e-152 by now.
+      if (rho === 80) expect(est.snapshot().scalars.scale).toBeGreaterThan(1e-3);
       const twin = batchSurrogate(dictionaryOf(est.snapshot()), p.voxels, xs, codes, penalties, lambda, rho);
       expect(Math.abs(est.surrogate() - twin)).toBeLessThan(1e-9 * twin);
     });
