@@ -14,8 +14,9 @@
  *   SIMD kernel (glmWasm.ts; the JavaScript one in glmBlock.ts is the fallback).
  * - It equals batch (weighted) least squares exactly in exact arithmetic once it starts
  *   from the exact solution: until Φ has full rank ("warm-up") the estimator keeps
- *   XᵀWy per voxel (float64) and Σwy², and at the first full-rank TR it solves the normal
- *   equations once (O(P²V)) — no δ·I prior, so there is nothing to forget.
+ *   XᵀWy per voxel (float64, in the space the betas will use) and Σwy², and at the first
+ *   full-rank TR it solves the normal equations once (O(P²V), ~1 s at V = 200k, P = 69)
+ *   — no δ·I prior, so there is nothing to forget.
  * - Betas are float64, voxel-major (V×P, 110 MB at V = 200k, P = 69). float32 storage
  *   was tried and fails the 1e-4 agreement with batch OLS: early in a run the drift
  *   columns are nearly collinear, the exact start has betas of order 1e4–1e6 in those
@@ -108,7 +109,6 @@ export class VoxelwiseGlm implements Estimator {
   private fittedState = false;
   private readonly arrays: GlmArrays;
   private readonly params: Float64Array;
-  private readonly shared: boolean;
   private pool: GlmWorkerPool | null = null;
   private disposed = false;
   private readonly scratch: Float64Array;
@@ -138,12 +138,10 @@ export class VoxelwiseGlm implements Estimator {
     this.nextPhi = new Float64Array(p * p);
     this.scratch = new Float64Array(p);
     this.varianceCache = new Float64Array(p);
-    this.shared = workers > 0;
-    const state = createGlmState(voxels, p, this.shared);
+    const state = createGlmState(voxels, p, workers > 0);
     this.params = state.params;
     this.params[PARAM_LAMBDA] = forgetting;
     this.arrays = state.arrays;
-    this.arrays.xty = this.allocXty();
     if (workers > 0) this.pool = new GlmWorkerPool(workers, state);
   }
 
@@ -200,13 +198,11 @@ export class VoxelwiseGlm implements Estimator {
         this.params.set(this.factor, paramMatrix(p));
         this.run(GlmCommand.Init);
         this.fittedState = true;
-        this.setXty(null);
       }
     } else if (rankOk) {
       this.run(GlmCommand.Rls);
     } else {
       // Only reachable with λ < 1: the forgotten design lost rank. Back to warm-up.
-      this.setXty(this.allocXty());
       this.params.set(this.phi, paramMatrix(p));
       this.run(GlmCommand.Reenter);
       this.fittedState = false;
@@ -282,11 +278,12 @@ export class VoxelwiseGlm implements Estimator {
         phi: this.phi.slice(),
         phi2: this.phi2.slice(),
         factor: this.factor.slice(),
+        // One V×P array holds the betas when fitted and Xᵀy in warm-up (glmBlock.ts).
         betas: this.fittedState ? a.betas.slice() : new Float64Array(0),
         rss: a.rss.slice(),
         syy: a.syy.slice(),
         invalid: a.invalid.slice(),
-        xty: !this.fittedState && a.xty ? a.xty.slice() : new Float64Array(0),
+        xty: this.fittedState ? new Float64Array(0) : a.betas.slice(),
       },
     };
   }
@@ -333,14 +330,7 @@ export class VoxelwiseGlm implements Estimator {
     a.rss.set(rss);
     a.syy.set(syy);
     a.invalid.set(invalid);
-    if (fitted) {
-      a.betas.set(betas);
-      this.setXty(null);
-    } else {
-      const buffer = a.xty ?? this.allocXty();
-      buffer.set(xty);
-      if (buffer !== a.xty) this.setXty(buffer);
-    }
+    a.betas.set(fitted ? betas : xty);
   }
 
   /** Stops the worker threads and releases the state; the estimator cannot be used afterwards. */
@@ -349,24 +339,11 @@ export class VoxelwiseGlm implements Estimator {
     this.disposed = true;
     this.pool?.dispose();
     this.pool = null;
-    this.arrays.xty = null;
   }
 
   private run(command: GlmCommand): void {
     if (this.pool) this.pool.run(command);
     else runGlmBlock(command, this.arrays, this.params, this.regressors, 0, this.voxels);
-  }
-
-  private allocXty(): Float64Array {
-    const bytes = this.voxels * this.regressors * 8;
-    return new Float64Array(this.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
-  }
-
-  /** Swaps the warm-up buffer (null frees ~8·V·P bytes once fitted), in the workers too. */
-  private setXty(xty: Float64Array | null): void {
-    if (this.arrays.xty === xty) return;
-    this.arrays.xty = xty;
-    this.pool?.setXty(xty);
   }
 
   /** df and, per column j, the variance factor (Φ⁻¹Φ₂Φ⁻¹)_jj. O(P³), once per TR at most. */

@@ -9,11 +9,16 @@
  * identical bits.
  */
 import { choleskySolve } from './glmDense.ts';
-import { createGlmMemory, instantiateGlmKernel, type WasmMemory, type WasmRls } from './glmWasm.ts';
+import { createGlmMemory, instantiateGlmKernel, type GlmWasmKernel, type WasmMemory } from './glmWasm.ts';
 
 /** The per-voxel state, voxel-major (voxel v's P values are at [v·P, (v+1)·P)). */
 export interface GlmArrays {
-  /** Current betas (fitted state only); float64, see glm.ts for why not float32. */
+  /**
+   * Fitted: the betas (float64, see glm.ts for why not float32). Warm-up: the weighted
+   * Xᵀy of each voxel, which is what the betas are solved from — the two are never
+   * needed at once, so they share the space (8·V·P bytes) and nothing is allocated or
+   * freed when the estimator enters or leaves warm-up.
+   */
   betas: Float64Array;
   /** Weighted residual sum of squares Σ w_t r_t² (fitted state only), float64. */
   rss: Float64Array;
@@ -23,10 +28,8 @@ export interface GlmArrays {
   invalid: Uint8Array;
   /** The new volume, copied in by the caller each TR. */
   y: Float32Array;
-  /** Weighted Xᵀy per voxel (warm-up state only, null otherwise), float64. */
-  xty: Float64Array | null;
-  /** The WebAssembly SIMD version of the Rls loop, bound to the memory these arrays view. */
-  kernel: WasmRls | null;
+  /** The WebAssembly SIMD versions of the Rls and Accumulate loops, bound to the memory these arrays view. */
+  kernel: GlmWasmKernel | null;
 }
 
 /** Byte offsets of each array in the one buffer that holds them (16-byte aligned). */
@@ -65,7 +68,7 @@ export function glmLayout(voxels: number, regressors: number): GlmLayout {
 /**
  * Everything the per-voxel loop touches, in one buffer: a shared WebAssembly memory when
  * the SIMD kernel is available (and the state fits in 4 GiB), else a SharedArrayBuffer
- * (for workers) or a plain ArrayBuffer. The warm-up Xᵀy is separate so it can be freed.
+ * (for workers) or a plain ArrayBuffer.
  */
 export interface GlmState {
   layout: GlmLayout;
@@ -96,7 +99,6 @@ export function viewGlmState(
       syy: new Float64Array(buffer, layout.syy, v),
       invalid: new Uint8Array(buffer, layout.invalid, v),
       y: new Float32Array(buffer, layout.y, v),
-      xty: null,
       kernel: memory ? instantiateGlmKernel(memory) : null,
     },
     params: new Float64Array(buffer, layout.params, paramLength(p)),
@@ -105,7 +107,7 @@ export function viewGlmState(
 
 /** What a block is asked to do this TR. */
 export const GlmCommand = {
-  /** Warm-up: xty ← λ·xty + x·y, syy ← λ·syy + y². */
+  /** Warm-up: xty ← λ·xty + x·y, syy ← λ·syy + y² (xty lives where the betas will). */
   Accumulate: 1,
   /** Leave warm-up: betas = Φ⁻¹ xty with the factor in params, rss = syy − βᵀxty. */
   Init: 2,
@@ -160,6 +162,8 @@ export function runGlmBlock(
       return rls(a, params, p, v0, v1);
     case GlmCommand.Reenter:
       return reenter(a, params, p, v0, v1);
+    default:
+      throw new Error(`unknown GLM command ${String(command)}`);
   }
 }
 
@@ -173,8 +177,14 @@ function invalidate(a: GlmArrays, v: number): void {
 function accumulate(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
   const lambda = params[PARAM_LAMBDA];
   const xo = paramX(p);
-  const { y, syy, invalid } = a;
-  const xty = a.xty!;
+  if (a.kernel) {
+    a.kernel.accumulate(
+      a.betas.byteOffset, a.y.byteOffset, params.byteOffset + 8 * xo,
+      a.syy.byteOffset, a.rss.byteOffset, a.invalid.byteOffset, v0, v1, p, lambda,
+    );
+    return;
+  }
+  const { betas: xty, y, syy, invalid } = a;
   for (let v = v0; v < v1; v++) {
     if (invalid[v]) continue;
     const yv = y[v];
@@ -188,24 +198,22 @@ function accumulate(a: GlmArrays, params: Float64Array, p: number, v0: number, v
   }
 }
 
+/** β = Φ⁻¹·Xᵀy in place of Xᵀy, one voxel at a time. */
 function init(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
   const mo = paramMatrix(p);
   const l = params.subarray(mo, mo + p * p);
   const { betas, rss, syy, invalid } = a;
-  const xty = a.xty!;
-  const beta = new Float64Array(p);
+  const xty = new Float64Array(p);
   for (let v = v0; v < v1; v++) {
     if (invalid[v]) continue;
     const o = v * p;
-    choleskySolve(l, p, xty, beta, o, 0);
+    for (let j = 0; j < p; j++) xty[j] = betas[o + j];
+    choleskySolve(l, p, xty, betas, 0, o);
     // At the solution βᵀΦβ = βᵀXᵀWy, so RSS = Σwy² − βᵀXᵀWy. The subtraction loses
     // digits in proportion to Σwy²/RSS, harmless in float64 (it is done once; later
     // TRs add positive terms only).
     let fit = 0;
-    for (let j = 0; j < p; j++) {
-      fit += beta[j] * xty[o + j];
-      betas[o + j] = beta[j];
-    }
+    for (let j = 0; j < p; j++) fit += betas[o + j] * xty[j];
     const r = syy[v] - fit;
     rss[v] = r > 0 ? r : 0;
   }
@@ -224,7 +232,7 @@ function rls(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: numb
   const g = params.subarray(paramGain(p), paramGain(p) + p);
   if (a.kernel) {
     const po = params.byteOffset;
-    a.kernel(
+    a.kernel.rls(
       a.betas.byteOffset, a.y.byteOffset, po + 8 * paramX(p), po + 8 * paramGain(p),
       a.rss.byteOffset, a.syy.byteOffset, a.invalid.byteOffset, v0, v1, p, lambda, c,
     );
@@ -293,12 +301,13 @@ function rlsOne(
   a.syy[v] = lambda * a.syy[v] + yv * yv;
 }
 
+/** Xᵀy = λ·Φ_prev·β + x·y in place of β (the normal equations hold at every fitted TR). */
 function reenter(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
   const lambda = params[PARAM_LAMBDA];
   const xo = paramX(p);
   const mo = paramMatrix(p);
   const { betas, syy, invalid, y } = a;
-  const xty = a.xty!;
+  const beta = new Float64Array(p);
   for (let v = v0; v < v1; v++) {
     if (invalid[v]) continue;
     const yv = y[v];
@@ -307,12 +316,12 @@ function reenter(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: 
       continue;
     }
     const o = v * p;
-    // The normal equations hold at every fitted TR: Xᵀ W y = Φ β.
+    for (let j = 0; j < p; j++) beta[j] = betas[o + j];
     for (let i = 0; i < p; i++) {
       let s = 0;
       const row = mo + i * p;
-      for (let j = 0; j < p; j++) s += params[row + j] * betas[o + j];
-      xty[o + i] = lambda * s + params[xo + i] * yv;
+      for (let j = 0; j < p; j++) s += params[row + j] * beta[j];
+      betas[o + i] = lambda * s + params[xo + i] * yv;
     }
     syy[v] = lambda * syy[v] + yv * yv;
   }

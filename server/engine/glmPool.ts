@@ -15,7 +15,7 @@
  * A worker that cannot start, or throws, is reported as ENGINE_WORKER_FAILED instead of
  * leaving the caller waiting.
  */
-import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { SyncactError } from '../errors.ts';
 import { type GlmCommand, type GlmLayout, type GlmState } from './glmBlock.ts';
 import type { WasmMemory } from './glmWasm.ts';
@@ -26,8 +26,7 @@ export const CTRL_DONE = 1;
 export const CTRL_COMMAND = 2;
 export const CTRL_FAILED = 3;
 export const CTRL_LENGTH = 4;
-/** Pool-only commands, beside the GlmCommand values (1..4). */
-export const POOL_ATTACH = 10;
+/** Pool-only command, beside the GlmCommand values (1..4). */
 export const POOL_STOP = 11;
 /** Bytes for the first failing worker's message. */
 export const MESSAGE_BYTES = 1024;
@@ -40,10 +39,8 @@ export interface GlmWorkerData {
   buffer: SharedArrayBuffer;
   memory: WasmMemory | null;
   layout: GlmLayout;
-  xty: SharedArrayBuffer | null;
   v0: number;
   v1: number;
-  port: MessagePort;
 }
 
 /** How long the caller waits without any worker finishing before it gives up. */
@@ -60,7 +57,6 @@ export class GlmWorkerPool {
   private readonly control = new Int32Array(new SharedArrayBuffer(CTRL_LENGTH * 4));
   private readonly message = new Uint8Array(new SharedArrayBuffer(MESSAGE_BYTES));
   private readonly workers: Worker[] = [];
-  private readonly ports: MessagePort[] = [];
   private disposed = false;
 
   /**
@@ -69,7 +65,6 @@ export class GlmWorkerPool {
    */
   constructor(count: number, state: GlmState) {
     const voxels = state.layout.voxels;
-    const xty = state.arrays.xty;
     const api = import.meta.resolve('tsx/esm/api');
     const entry = new URL('./glmWorker.ts', import.meta.url).href;
     const boot = `
@@ -87,23 +82,19 @@ export class GlmWorkerPool {
       // Even block edges keep the two-voxel kernel on its fast path.
       const v0 = Math.min(voxels, 2 * Math.round((voxels * i) / count / 2));
       const v1 = i === count - 1 ? voxels : Math.min(voxels, 2 * Math.round((voxels * (i + 1)) / count / 2));
-      const channel = new MessageChannel();
       const data: GlmWorkerData = {
         control: this.control.buffer as SharedArrayBuffer,
         message: this.message.buffer as SharedArrayBuffer,
         buffer: sharedBuffer(state.buffer),
         memory: state.memory,
         layout: state.layout,
-        xty: xty ? sharedBuffer(xty.buffer) : null,
         v0,
         v1,
-        port: channel.port2,
       };
-      const worker = new Worker(boot, { eval: true, workerData: data, transferList: [channel.port2] });
+      const worker = new Worker(boot, { eval: true, workerData: data });
       // A forgotten dispose() must not keep the process alive.
       worker.unref();
       this.workers.push(worker);
-      this.ports.push(channel.port1);
     }
   }
 
@@ -112,7 +103,7 @@ export class GlmWorkerPool {
   }
 
   /** Runs one command on every block and returns when all are done. */
-  run(command: GlmCommand | typeof POOL_ATTACH): void {
+  run(command: GlmCommand): void {
     if (this.disposed) throw new SyncactError('ENGINE_BAD_INPUT', 'GLM worker pool used after dispose()');
     const c = this.control;
     Atomics.store(c, CTRL_DONE, 0);
@@ -130,13 +121,6 @@ export class GlmWorkerPool {
     }
   }
 
-  /** Hands every worker the warm-up Xᵀy buffer (or null to let it be collected). */
-  setXty(xty: Float64Array | null): void {
-    const buffer = xty ? sharedBuffer(xty.buffer) : null;
-    for (const port of this.ports) port.postMessage({ xty: buffer });
-    this.run(POOL_ATTACH);
-  }
-
   /** Stops the workers (they leave their wait loop, then are terminated). Idempotent. */
   dispose(): void {
     if (this.disposed) return;
@@ -146,7 +130,6 @@ export class GlmWorkerPool {
     Atomics.add(c, CTRL_GENERATION, 1);
     Atomics.notify(c, CTRL_GENERATION);
     for (const w of this.workers) void w.terminate();
-    for (const p of this.ports) p.close();
   }
 
   private fail(): never {

@@ -5,7 +5,7 @@
  * Errors are written to the shared message buffer, never thrown past the loop, so the
  * caller (blocked in Atomics.wait, unable to hear 'error' events) always wakes.
  */
-import { workerData, receiveMessageOnPort } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { runGlmBlock, viewGlmState, type GlmCommand } from './glmBlock.ts';
 import {
   CTRL_COMMAND,
@@ -13,7 +13,6 @@ import {
   CTRL_FAILED,
   CTRL_GENERATION,
   MESSAGE_BYTES,
-  POOL_ATTACH,
   POOL_STOP,
   type GlmWorkerData,
 } from './glmPool.ts';
@@ -21,7 +20,6 @@ import {
 const data = workerData as GlmWorkerData;
 const control = new Int32Array(data.control);
 const { arrays, params } = viewGlmState(data.buffer, data.layout, data.memory);
-arrays.xty = data.xty ? new Float64Array(data.xty) : null;
 const regressors = data.layout.regressors;
 
 let seen = 0;
@@ -33,15 +31,7 @@ for (;;) {
   const command = Atomics.load(control, CTRL_COMMAND);
   if (command === POOL_STOP) break;
   try {
-    if (command === POOL_ATTACH) {
-      // postMessage queues on this port before the caller bumps the generation.
-      const received = receiveMessageOnPort(data.port);
-      if (!received) throw new Error('attach: no Xᵀy buffer was posted');
-      const buffer = (received.message as { xty: SharedArrayBuffer | null }).xty;
-      arrays.xty = buffer ? new Float64Array(buffer) : null;
-    } else {
-      runGlmBlock(command as GlmCommand, arrays, params, regressors, data.v0, data.v1);
-    }
+    runGlmBlock(command as GlmCommand, arrays, params, regressors, data.v0, data.v1);
   } catch (e) {
     const text = new TextEncoder().encode(`worker [${data.v0}, ${data.v1}): ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
     if (Atomics.add(control, CTRL_FAILED, 1) === 0) new Uint8Array(data.message).set(text.subarray(0, MESSAGE_BYTES));
@@ -49,4 +39,3 @@ for (;;) {
   Atomics.add(control, CTRL_DONE, 1);
   Atomics.notify(control, CTRL_DONE);
 }
-data.port.close();

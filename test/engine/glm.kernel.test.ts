@@ -34,6 +34,25 @@ describe('GLM per-voxel kernels', () => {
   });
 
   for (const p of [1, 2, 7, 69]) {
+    it(`WebAssembly and JavaScript warm-up steps are bitwise equal (P = ${p})`, () => {
+      const voxels = 101;
+      const wasm = seededState(voxels, p, 9 + p);
+      const js = seededState(voxels, p, 9 + p);
+      js.arrays.kernel = null;
+      for (const s of [wasm, js]) {
+        runGlmBlock(GlmCommand.Accumulate, s.arrays, s.params, p, 0, 51);
+        runGlmBlock(GlmCommand.Accumulate, s.arrays, s.params, p, 51, voxels);
+      }
+      expect(wasm.arrays.betas).toEqual(js.arrays.betas);
+      expect(wasm.arrays.syy).toEqual(js.arrays.syy);
+      expect(wasm.arrays.rss).toEqual(js.arrays.rss);
+      expect(Array.from(wasm.arrays.invalid)).toEqual(Array.from(js.arrays.invalid));
+      expect([3, 7, voxels - 1].map((v) => wasm.arrays.invalid[v])).toEqual([1, 1, 1]);
+      const before = seededState(voxels, p, 9 + p).arrays.betas;
+      expect(wasm.arrays.betas[0]).not.toBe(before[0]);
+      expect(wasm.arrays.betas.slice(3 * p, 4 * p)).toEqual(before.slice(3 * p, 4 * p));
+    });
+
     it(`WebAssembly and JavaScript RLS steps agree to rounding (P = ${p}), invalid and non-finite voxels included`, () => {
       const voxels = 101;
       const wasm = seededState(voxels, p, 5 + p);

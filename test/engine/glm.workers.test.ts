@@ -87,19 +87,16 @@ describe('VoxelwiseGlm worker threads', () => {
   });
 
   it('turns an error inside a worker into ENGINE_WORKER_FAILED instead of hanging', () => {
-    // The warm-up buffer is missing (xty null), so Accumulate throws inside the workers.
-    const state = createGlmState(8, 2, true);
-    expect(state.arrays.xty).toBeNull();
-    const pool = track(new GlmWorkerPool(2, state));
+    const pool = track(new GlmWorkerPool(2, createGlmState(8, 2, true)));
     let caught: unknown;
     try {
-      pool.run(GlmCommand.Accumulate);
+      pool.run(99 as GlmCommand); // the workers' dispatcher throws on an unknown command
     } catch (e) {
       caught = e;
     }
     expect(caught).toBeInstanceOf(SyncactError);
     expect((caught as SyncactError).code).toBe('ENGINE_WORKER_FAILED');
-    expect((caught as SyncactError).message).toMatch(/^worker \[\d+, \d+\): TypeError/);
+    expect((caught as SyncactError).message).toMatch(/^worker \[\d+, \d+\): Error: unknown GLM command 99/);
   });
 
   it('starts its workers under `node bin/run-ts.js` from another folder, and the process exits', () => {
