@@ -56,10 +56,10 @@ export interface DictionaryLearningOptions {
   /** K, the number of atoms (networks). */
   atoms: number;
   /**
-   * λ, the ℓ1 penalty on each TR's code, in the units of the volume. Atoms have at most
-   * unit ℓ2 norm, so the noise part of d_j'x has about one voxel's noise SD whatever V
-   * is: for volumes standardised per voxel, λ ≈ 1 zeroes codes that noise alone explains.
-   * Default 1.
+   * λ, the ℓ1 penalty on each TR's code, in the units of the volume. Codes are fitted
+   * against the atoms scaled to unit ℓ2 norm, so the noise part of d̂_j'x has one voxel's
+   * noise SD whatever V is: λ is a threshold in noise SDs (for volumes standardised per
+   * voxel, about 1 to 3). Default 1.
    */
   alpha?: number;
   /**
