@@ -35,7 +35,13 @@ export type ErrorCode =
   | 'ENGINE_BAD_INPUT'
   | 'ENGINE_NOT_FITTED'
   | 'ENGINE_SNAPSHOT_MISMATCH'
-  | 'ENGINE_WORKER_FAILED';
+  | 'ENGINE_WORKER_FAILED'
+  // CNN models (TF.js and ONNX loaders)
+  | 'CNN_LAYER_NOT_FOUND'
+  | 'CNN_MODEL_FILES'
+  | 'CNN_MODEL_FORMAT'
+  | 'CNN_INPUT_SIZE'
+  | 'CNN_BAD_SPEC';
 
 export class SyncactError extends Error {
   override readonly name = 'SyncactError';
