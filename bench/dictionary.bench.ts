@@ -5,7 +5,13 @@
  * warm-up long enough for every atom to be seeded and the maps to have become sparse.
  * The volumes are 12 sparse planted networks with Gaussian×Bernoulli time courses plus
  * noise, built before timing so that only the estimator is measured.
+ * `numpy.dictionary_update_ms` is the same algorithm in plain vectorised numpy
+ * (bench/reference/dictionary_update.py), timed the same way, run with /usr/bin/python3
+ * and one BLAS thread (the engine uses one core); NaN without python.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { median, type BenchSuite } from './bench.ts';
 import { OnlineDictionaryLearning } from '../server/engine/dictionaryLearning.ts';
 import { createRng } from '../server/engine/random.ts';
@@ -40,11 +46,28 @@ function makeVolumes(count: number, seed: number): Float32Array[] {
   return out;
 }
 
+const PYTHON = '/usr/bin/python3';
+
+function numpyFigure(log: (m: string) => void): number {
+  const script = fileURLToPath(new URL('./reference/dictionary_update.py', import.meta.url));
+  if (!existsSync(PYTHON)) return NaN;
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  try {
+    const out = JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', env, timeout: 120_000 }));
+    return typeof out['numpy.dictionary_update_ms'] === 'number' ? out['numpy.dictionary_update_ms'] : NaN;
+  } catch (e) {
+    log(`numpy reference failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    return NaN;
+  }
+}
+
 const suite: BenchSuite = {
   title: 'online dictionary learning (V = 370,000, K = 20, m = 5)',
-  figures: ['engine.dictionary_update_ms'],
+  figures: ['engine.dictionary_update_ms', 'numpy.dictionary_update_ms'],
   async run(ctx): Promise<Record<string, number>> {
-    if (!ctx.wants('engine.dictionary_update_ms')) return {};
+    const out: Record<string, number> = {};
+    if (ctx.wants('numpy.dictionary_update_ms')) out['numpy.dictionary_update_ms'] = numpyFigure(ctx.log);
+    if (!ctx.wants('engine.dictionary_update_ms')) return out;
     ctx.log('building volumes');
     const volumes = makeVolumes(WARMUP + TIMED, 1);
     const est = new OnlineDictionaryLearning({ voxels: V, atoms: K, updateEvery: M });
@@ -60,7 +83,8 @@ const suite: BenchSuite = {
     }
     const perTr = median(cycles);
     ctx.log(`${perTr.toFixed(1)} ms per TR amortised (median of ${cycles.length} cycles of ${M} TRs; ${est.updates} dictionary updates in all)`);
-    return { 'engine.dictionary_update_ms': perTr };
+    out['engine.dictionary_update_ms'] = perTr;
+    return out;
   },
 };
 
