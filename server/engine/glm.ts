@@ -58,6 +58,7 @@ import {
   PARAM_RSS_FACTOR,
   paramGain,
   paramMatrix,
+  paramUpper,
   paramX,
   createGlmState,
   runGlmBlock,
@@ -195,7 +196,14 @@ export class VoxelwiseGlm implements Estimator {
     if (!wasFitted) {
       this.run(GlmCommand.Accumulate);
       if (rankOk) {
-        this.params.set(this.factor, paramMatrix(p));
+        const lo = paramMatrix(p);
+        const uo = paramUpper(p);
+        for (let i = 0; i < p; i++) {
+          for (let k = 0; k < p; k++) {
+            this.params[lo + i * p + k] = this.factor[i * p + k];
+            this.params[uo + k * p + i] = this.factor[i * p + k];
+          }
+        }
         this.run(GlmCommand.Init);
         this.fittedState = true;
       }

@@ -8,7 +8,6 @@
  * voxel's arithmetic never depends on which block it is in, so any split gives
  * identical bits.
  */
-import { choleskySolve } from './glmDense.ts';
 import { createGlmMemory, instantiateGlmKernel, type GlmWasmKernel, type WasmMemory } from './glmWasm.ts';
 
 /** The per-voxel state, voxel-major (voxel v's P values are at [v·P, (v+1)·P)). */
@@ -109,7 +108,7 @@ export function viewGlmState(
 export const GlmCommand = {
   /** Warm-up: xty ← λ·xty + x·y, syy ← λ·syy + y² (xty lives where the betas will). */
   Accumulate: 1,
-  /** Leave warm-up: betas = Φ⁻¹ xty with the factor in params, rss = syy − βᵀxty. */
+  /** Leave warm-up: betas = Φ⁻¹ xty with the factor L and Lᵀ in params, rss = syy − βᵀxty. */
   Init: 2,
   /** Fitted: one recursive least squares step with the shared gain. */
   Rls: 3,
@@ -124,7 +123,7 @@ export const PARAM_LAMBDA = 0;
 export const PARAM_RSS_FACTOR = 1;
 export const PARAM_HEADER = 4;
 export function paramLength(p: number): number {
-  return PARAM_HEADER + 2 * p + p * p;
+  return PARAM_HEADER + 2 * p + 2 * p * p;
 }
 /** Offset of the design row x (P). */
 export function paramX(_p: number): number {
@@ -137,6 +136,10 @@ export function paramGain(p: number): number {
 /** Offset of a P×P matrix: the Cholesky factor (Init) or the previous Φ (Reenter). */
 export function paramMatrix(p: number): number {
   return PARAM_HEADER + 2 * p;
+}
+/** Offset of the transposed factor Lᵀ (Init only), so both solves read rows. */
+export function paramUpper(p: number): number {
+  return PARAM_HEADER + 2 * p + p * p;
 }
 
 /** True for NaN and ±Infinity (x − x is 0 only for finite x). */
@@ -198,22 +201,41 @@ function accumulate(a: GlmArrays, params: Float64Array, p: number, v0: number, v
   }
 }
 
-/** β = Φ⁻¹·Xᵀy in place of Xᵀy, one voxel at a time. */
+/**
+ * β = Φ⁻¹·Xᵀy in place of Xᵀy, one voxel at a time: z = L⁻¹·Xᵀy, then β = L⁻ᵀ·z, both
+ * in place, reading rows of L and of Lᵀ. At the solution βᵀΦβ = βᵀXᵀWy = ‖z‖², so
+ * RSS = Σwy² − ‖z‖²: the subtraction loses digits in proportion to Σwy²/RSS, harmless in
+ * float64 (it is done once; later TRs add positive terms only).
+ */
 function init(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
-  const mo = paramMatrix(p);
-  const l = params.subarray(mo, mo + p * p);
-  const { betas, rss, syy, invalid } = a;
-  const xty = new Float64Array(p);
+  const lo = paramMatrix(p);
+  const uo = paramUpper(p);
+  if (a.kernel) {
+    a.kernel.init(
+      a.betas.byteOffset, params.byteOffset + 8 * lo, params.byteOffset + 8 * uo,
+      a.syy.byteOffset, a.rss.byteOffset, a.invalid.byteOffset, v0, v1, p,
+    );
+    return;
+  }
+  const { betas: b, rss, syy, invalid } = a;
   for (let v = v0; v < v1; v++) {
     if (invalid[v]) continue;
     const o = v * p;
-    for (let j = 0; j < p; j++) xty[j] = betas[o + j];
-    choleskySolve(l, p, xty, betas, 0, o);
-    // At the solution βᵀΦβ = βᵀXᵀWy, so RSS = Σwy² − βᵀXᵀWy. The subtraction loses
-    // digits in proportion to Σwy²/RSS, harmless in float64 (it is done once; later
-    // TRs add positive terms only).
     let fit = 0;
-    for (let j = 0; j < p; j++) fit += betas[o + j] * xty[j];
+    for (let i = 0; i < p; i++) {
+      const row = lo + i * p;
+      let s = b[o + i];
+      for (let k = 0; k < i; k++) s -= params[row + k] * b[o + k];
+      const z = s / params[row + i];
+      b[o + i] = z;
+      fit += z * z;
+    }
+    for (let i = p - 1; i >= 0; i--) {
+      const row = uo + i * p;
+      let s = b[o + i];
+      for (let k = i + 1; k < p; k++) s -= params[row + k] * b[o + k];
+      b[o + i] = s / params[row + i];
+    }
     const r = syy[v] - fit;
     rss[v] = r > 0 ? r : 0;
   }

@@ -20,6 +20,9 @@
  *   accumulate(xty, y, x, syy, rss, invalid, v0, v1, P: i32, lambda: f64)
  * does the warm-up step xty_vj = λ·xty_vj + x_j·y[v], syy[v] = λ·syy[v] + y², with the same
  * invalid/non-finite handling; it has no sums, so it is bitwise the JavaScript loop.
+ *   init(betas, L, Lᵀ, syy, rss, invalid, v0, v1, P: i32)
+ * solves each valid voxel's row of Xᵀy in place for β (forward with the rows of L, back
+ * with the rows of Lᵀ, dot products in f64x2) and sets rss = max(syy − ‖L⁻¹Xᵀy‖², 0).
  */
 
 // --- a few encoders (WebAssembly binary format, https://webassembly.github.io/spec/core/binary/)
@@ -61,6 +64,11 @@ const op = {
   i32And: [0x71],
   i32Shl: [0x74],
   i32GeU: [0x4f],
+  i32LtS: [0x48],
+  i32Sub: [0x6b],
+  f64Div: [0xa3],
+  f64Gt: [0x64],
+  select: [0x1b],
   i32Eqz: [0x45],
   f64Add: [0xa0],
   f64Sub: [0xa1],
@@ -212,25 +220,107 @@ const accumulateBody: number[] = [
   ...op.end, ...op.end,
 ];
 
+// init: arguments, then locals (6 i32, 2 f64, 1 v128).
+const [IB, IL, IU, ISYY, IRSS, IINVALID, IV0, IV1, IP] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+const [iv, irow, ii, mrow, kStart, kEnd, is, fit, iacc] = [9, 10, 11, 12, 13, 14, 15, 16, 17];
+const k = 18; // i32 local declared last
+/**
+ * s = row[i] − Σ_{k ∈ [kStart, kEnd)} M[i,k]·row[k] (pairs), minus the odd last term at kEnd
+ * when `oddTerm` (an i32 on the stack) is set.
+ */
+const rowDot = (oddTerm: number[]) => [
+  ...op.v128Zero, ...set(iacc),
+  ...get(kStart), ...set(k),
+  ...op.block, ...op.loop,
+    ...get(k), ...get(kEnd), ...op.i32GeU, ...op.brIf(1),
+    ...get(iacc), ...at(mrow, k), ...op.v128Load, ...at(irow, k), ...op.v128Load, ...op.f64x2Mul, ...op.f64x2Add, ...set(iacc),
+    ...get(k), ...i32(16), ...op.i32Add, ...set(k),
+    ...op.br(0),
+  ...op.end, ...op.end,
+  ...address(irow, ii, 3), ...op.f64Load,
+  ...get(iacc), ...op.f64x2Lane(0), ...get(iacc), ...op.f64x2Lane(1), ...op.f64Add, ...op.f64Sub, ...set(is),
+  ...oddTerm,
+  ...op.if,
+    ...get(is), ...at(mrow, kEnd), ...op.f64Load, ...at(irow, kEnd), ...op.f64Load, ...op.f64Mul, ...op.f64Sub, ...set(is),
+  ...op.end,
+];
+/** mrow = base + i·P·8 */
+const matrixRow = (base: number) => [...get(base), ...get(ii), ...get(IP), ...op.i32Mul, ...i32(3), ...op.i32Shl, ...op.i32Add, ...set(mrow)];
+
+// prettier-ignore
+const initBody: number[] = [
+  ...get(IV0), ...set(iv),
+  ...op.block, ...op.loop,
+    ...get(iv), ...get(IV1), ...op.i32GeU, ...op.brIf(1),
+    ...at(IINVALID, iv), ...op.u8Load, ...op.i32Eqz,
+    ...op.if,
+      ...get(IB), ...get(iv), ...get(IP), ...op.i32Mul, ...i32(3), ...op.i32Shl, ...op.i32Add, ...set(irow),
+      ...f64(0), ...set(fit),
+      // Forward: z_i = (b_i − Σ_{k<i} L_ik z_k) / L_ii, fit += z_i².
+      ...i32(0), ...set(ii),
+      ...op.block, ...op.loop,
+        ...get(ii), ...get(IP), ...op.i32GeU, ...op.brIf(1),
+        ...matrixRow(IL),
+        ...i32(0), ...set(kStart),
+        ...get(ii), ...i32(-2), ...op.i32And, ...i32(3), ...op.i32Shl, ...set(kEnd),
+        ...rowDot([...get(ii), ...i32(1), ...op.i32And]),
+        ...address(irow, ii, 3),
+        ...get(is), ...address(mrow, ii, 3), ...op.f64Load, ...op.f64Div, ...set(is),
+        ...get(is), ...op.f64Store,
+        ...get(fit), ...get(is), ...get(is), ...op.f64Mul, ...op.f64Add, ...set(fit),
+        ...get(ii), ...i32(1), ...op.i32Add, ...set(ii),
+        ...op.br(0),
+      ...op.end, ...op.end,
+      // Back: β_i = (z_i − Σ_{k>i} U_ik β_k) / U_ii, i = P−1 … 0.
+      ...get(IP), ...i32(1), ...op.i32Sub, ...set(ii),
+      ...op.block, ...op.loop,
+        ...get(ii), ...i32(0), ...op.i32LtS, ...op.brIf(1),
+        ...matrixRow(IU),
+        ...get(ii), ...i32(1), ...op.i32Add, ...i32(3), ...op.i32Shl, ...set(kStart),
+        // kEnd = kStart + ((P − 1 − i) & ~1)·8; odd term when (P − 1 − i) is odd.
+        ...get(kStart), ...get(IP), ...i32(1), ...op.i32Sub, ...get(ii), ...op.i32Sub, ...i32(-2), ...op.i32And, ...i32(3), ...op.i32Shl, ...op.i32Add, ...set(kEnd),
+        ...rowDot([...get(IP), ...i32(1), ...op.i32Sub, ...get(ii), ...op.i32Sub, ...i32(1), ...op.i32And]),
+        ...address(irow, ii, 3),
+        ...get(is), ...address(mrow, ii, 3), ...op.f64Load, ...op.f64Div,
+        ...op.f64Store,
+        ...get(ii), ...i32(1), ...op.i32Sub, ...set(ii),
+        ...op.br(0),
+      ...op.end, ...op.end,
+      // rss = syy − fit if positive, else 0 (as the JavaScript `r > 0 ? r : 0`).
+      ...address(IRSS, iv, 3),
+      ...address(ISYY, iv, 3), ...op.f64Load, ...get(fit), ...op.f64Sub, ...set(is),
+      ...get(is), ...f64(0), ...get(is), ...f64(0), ...op.f64Gt, ...op.select,
+      ...op.f64Store,
+    ...op.end,
+    ...get(iv), ...i32(1), ...op.i32Add, ...set(iv),
+    ...op.br(0),
+  ...op.end, ...op.end,
+];
+
 function moduleBytes(): Uint8Array {
   const types = (list: number[]) => vec(list.map((t) => [t]));
   const rlsType = [0x60, ...types([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F64, F64]), ...vec([])];
   const accumulateType = [0x60, ...types([I32, I32, I32, I32, I32, I32, I32, I32, I32, F64]), ...vec([])];
   const rlsCode = [...vec([[4, I32], [3, F64], [2, V128]]), ...rlsBody, ...op.end];
   const accumulateCode = [...vec([[4, I32], [1, F64], [2, V128]]), ...accumulateBody, ...op.end];
+  const initType = [0x60, ...types([I32, I32, I32, I32, I32, I32, I32, I32, I32]), ...vec([])];
+  // Locals 9..14 i32, 15..16 f64, 17 v128, 18 i32 (k).
+  const initCode = [...vec([[6, I32], [2, F64], [1, V128], [1, I32]]), ...initBody, ...op.end];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([rlsType, accumulateType])),
+    ...section(1, vec([rlsType, accumulateType, initType])),
     // import env.mem: shared memory (flags 3) of at least 1 page, at most 65536.
     ...section(2, vec([[...name('env'), ...name('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
-    ...section(3, vec([[0], [1]])),
+    ...section(3, vec([[0], [1], [2]])),
     ...section(7, vec([
       [...name('rls'), 0x00, 0],
       [...name('accumulate'), 0x00, 1],
+      [...name('init'), 0x00, 2],
     ])),
     ...section(10, vec([
       [...uleb(rlsCode.length), ...rlsCode],
       [...uleb(accumulateCode.length), ...accumulateCode],
+      [...uleb(initCode.length), ...initCode],
     ])),
   ]);
 }
@@ -281,9 +371,22 @@ export type WasmAccumulate = (
   lambda: number,
 ) => void;
 
+export type WasmInit = (
+  betas: number,
+  l: number,
+  u: number,
+  syy: number,
+  rss: number,
+  invalid: number,
+  v0: number,
+  v1: number,
+  p: number,
+) => void;
+
 export interface GlmWasmKernel {
   rls: WasmRls;
   accumulate: WasmAccumulate;
+  init: WasmInit;
 }
 
 let compiled: WasmModule | null | undefined;
@@ -320,5 +423,9 @@ export function instantiateGlmKernel(memory: WasmMemory): GlmWasmKernel {
   const module = glmWasmModule();
   if (!wasm || !module) throw new Error('WebAssembly SIMD is not available');
   const { exports } = new wasm.Instance(module, { env: { mem: memory } });
-  return { rls: exports.rls as WasmRls, accumulate: exports.accumulate as WasmAccumulate };
+  return {
+    rls: exports.rls as WasmRls,
+    accumulate: exports.accumulate as WasmAccumulate,
+    init: exports.init as WasmInit,
+  };
 }

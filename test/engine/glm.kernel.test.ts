@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GlmCommand, createGlmState, paramGain, paramX, runGlmBlock } from '../../server/engine/glmBlock.ts';
+import { GlmCommand, createGlmState, paramGain, paramMatrix, paramUpper, paramX, runGlmBlock } from '../../server/engine/glmBlock.ts';
 import { glmWasmModule } from '../../server/engine/glmWasm.ts';
 import { createRng } from '../../server/engine/random.ts';
 
@@ -51,6 +51,58 @@ describe('GLM per-voxel kernels', () => {
       const before = seededState(voxels, p, 9 + p).arrays.betas;
       expect(wasm.arrays.betas[0]).not.toBe(before[0]);
       expect(wasm.arrays.betas.slice(3 * p, 4 * p)).toEqual(before.slice(3 * p, 4 * p));
+    });
+
+    it(`WebAssembly and JavaScript exact starts both solve L Lᵀ β = Xᵀy (P = ${p})`, () => {
+      const voxels = 101;
+      const make = () => {
+        const s = seededState(voxels, p, 13 + p);
+        // A well-conditioned lower factor, and its transpose.
+        const rng = createRng(99 + p);
+        const lo = paramMatrix(p);
+        const uo = paramUpper(p);
+        for (let i = 0; i < p; i++) {
+          for (let k = 0; k <= i; k++) {
+            const value = i === k ? 1 + rng.uniform() : 0.3 * rng.normal();
+            s.params[lo + i * p + k] = value;
+            s.params[uo + k * p + i] = value;
+          }
+        }
+        return s;
+      };
+      const wasm = make();
+      const js = make();
+      js.arrays.kernel = null;
+      const xty = wasm.arrays.betas.slice();
+      for (const s of [wasm, js]) {
+        runGlmBlock(GlmCommand.Init, s.arrays, s.params, p, 0, 51);
+        runGlmBlock(GlmCommand.Init, s.arrays, s.params, p, 51, voxels);
+      }
+      const l = wasm.params.subarray(paramMatrix(p), paramMatrix(p) + p * p);
+      for (let v = 0; v < voxels; v++) {
+        if (v === 3) continue; // invalid: untouched
+        const o = v * p;
+        for (let i = 0; i < p; i++) {
+          // (L Lᵀ β)_i = Xᵀy_i
+          let s = 0;
+          for (let m = 0; m < p; m++) {
+            let lt = 0;
+            for (let k = 0; k < p; k++) lt += l[k * p + m] * wasm.arrays.betas[o + k];
+            s += l[i * p + m] * lt;
+          }
+          expect(Math.abs(s - xty[o + i])).toBeLessThan(1e-9 * (Math.abs(xty[o + i]) + 1));
+          expect(Math.abs(wasm.arrays.betas[o + i] - js.arrays.betas[o + i])).toBeLessThanOrEqual(
+            1e-12 * (Math.abs(js.arrays.betas[o + i]) + 1),
+          );
+        }
+        // rss = max(syy − βᵀXᵀy, 0)
+        let fit = 0;
+        for (let i = 0; i < p; i++) fit += wasm.arrays.betas[o + i] * xty[o + i];
+        const want = Math.max(wasm.arrays.syy[v] - fit, 0);
+        expect(Math.abs(wasm.arrays.rss[v] - want)).toBeLessThan(1e-9 * (wasm.arrays.syy[v] + 1));
+        expect(Math.abs(wasm.arrays.rss[v] - js.arrays.rss[v])).toBeLessThanOrEqual(1e-12 * (wasm.arrays.syy[v] + 1));
+      }
+      expect(wasm.arrays.betas.slice(3 * p, 4 * p)).toEqual(xty.slice(3 * p, 4 * p));
     });
 
     it(`WebAssembly and JavaScript RLS steps agree to rounding (P = ${p}), invalid and non-finite voxels included`, () => {
