@@ -31,6 +31,16 @@ export type ErrorCode =
   | 'FFMPEG_FAILED'
   | 'OUTPUT_NOT_WRITABLE'
   | 'SYNTH_BAD_OPTIONS'
+  // movie decoding and lockstep replay
+  | 'MOVIE_UNREADABLE'
+  | 'MOVIE_DECODE_FAILED'
+  | 'MOVIE_FRAME_OUT_OF_RANGE'
+  | 'REPLAY_TR_MISMATCH'
+  | 'REPLAY_NO_TR'
+  | 'REPLAY_MISSING_VOLUME'
+  | 'REPLAY_VOLUME_MISMATCH'
+  | 'REPLAY_BAD_OPTIONS'
+  | 'REPLAY_BAD_ACK'
   // engine
   | 'ENGINE_BAD_INPUT'
   | 'ENGINE_NOT_FITTED'
@@ -41,7 +51,9 @@ export type ErrorCode =
   | 'CNN_MODEL_FILES'
   | 'CNN_MODEL_FORMAT'
   | 'CNN_INPUT_SIZE'
-  | 'CNN_BAD_SPEC';
+  | 'CNN_BAD_SPEC'
+  | 'CNN_BACKEND_FAILED'
+  | 'CNN_BAD_FRAMES';
 
 export class SyncactError extends Error {
   override readonly name = 'SyncactError';
