@@ -18,6 +18,7 @@
  *        u_j = (b_j − D a_j)/A_jj + d_j,   d_j = Π_C(u_j)
  *      where C is the elastic-net ball (1 − r)‖d‖₂² + r‖d‖₁ ≤ 1 (§5.2, and Mensch et al.
  *      2016 for fMRI), r = `mapSparsity`, intersected with d ≥ 0 when `nonNegative`.
+ *      An atom with A_jj ≤ 1e-12·tr(A)/K (not used yet, or forgotten) is left as it is.
  *      Each step minimises the surrogate f̂_t(D) = (1/W) Σ_i w_i (½‖x_i − Dα_i‖² + λp_i),
  *      with p_i the penalty paid when x_i was coded, exactly in d_j, so the surrogate
  *      never increases (`surrogate()` reports it; `refine()` runs extra passes).
