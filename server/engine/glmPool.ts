@@ -4,8 +4,9 @@
  * The engine is synchronous, so `run()` does not return a promise: the calling thread
  * writes the command into a shared control array, wakes the workers with Atomics.notify
  * and sleeps in Atomics.wait until every worker has finished its block of voxels. All
- * per-voxel state lives in SharedArrayBuffers that the caller and the workers both view,
- * so nothing is copied per TR except the new volume (V floats) and the design row.
+ * per-voxel state lives in one shared buffer (a shared WebAssembly memory, or a
+ * SharedArrayBuffer) that the caller and the workers all view, so nothing is copied per
+ * TR except the new volume (V floats) and the design row.
  *
  * Starting a worker: the sources are TypeScript run through tsx. `execArgv: ['--import',
  * 'tsx']` does not install tsx's hooks inside a worker on Node 20 (the worker fails with
