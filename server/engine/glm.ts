@@ -350,8 +350,14 @@ export class VoxelwiseGlm implements Estimator {
   }
 
   private run(command: GlmCommand): void {
-    if (this.pool) this.pool.run(command);
-    else runGlmBlock(command, this.arrays, this.params, this.regressors, 0, this.voxels);
+    if (!this.pool) return runGlmBlock(command, this.arrays, this.params, this.regressors, 0, this.voxels);
+    try {
+      this.pool.run(command);
+    } catch (e) {
+      // Part of the voxels may have moved on and part not: the state is no longer whole.
+      this.dispose();
+      throw e;
+    }
   }
 
   /** df and, per column j, the variance factor (Φ⁻¹Φ₂Φ⁻¹)_jj. O(P³), once per TR at most. */
