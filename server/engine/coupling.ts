@@ -1,0 +1,382 @@
+/**
+ * The coupling engine: one TR of the whole coupling stage (DESIGN.md §2 and §4) as a
+ * small pure composition of the estimators, so that server/streams only has to feed it
+ * and read it, and seek by snapshot/restore of everything at once.
+ *
+ * Per TR, from the unit responses u (U, already HRF-convolved), the design extras e
+ * (drift row with its constant, confounds) and the masked volume y (V):
+ *   1. voxelwise GLM on the design x = [u[glmUnits], e]           → synchronized maps
+ *   2. brain features f = atlas means of y                          (NaN for an emptied region)
+ *   3. optional: running z-score of y → online dictionary learning → codes c (K atoms);
+ *      with `dictionary.couple` the codes join the features, f ← [f, c]
+ *   4. sliding-window correlation of u with f, lagged nulls, BH   → coupling matrix
+ *   5. per layer: incremental linear CKA of u[layer] with f        → layer similarity
+ * Annotation is not incremental (it compares whole maps with templates) and runs on
+ * demand from the current t-maps.
+ *
+ * Why the z-score feeds only the dictionary: the GLM has its own intercept and drift and
+ * its t-maps do not depend on a voxel's scale, and Pearson correlations of region means
+ * do not either; dictionary learning does (raw BOLD sits near 10³ and its λ is in units
+ * of the data), so it sees volumes z-scored with the statistics so far.
+ *
+ * Degenerate volumes never throw: NaN voxels retire from the GLM (NaN maps there), are
+ * left out of region means and of the dictionary's sample; constant voxels give NaN t.
+ * A non-finite unit response or extra is a wiring bug (the design must be finite) and is
+ * rejected before any state changes, as are wrong lengths.
+ */
+import { SyncactError } from '../errors.ts';
+import type { Estimator, EstimatorSnapshot } from './estimator.ts';
+import { VoxelwiseGlm } from './glm.ts';
+import { BrainFeatures, type BrainFeaturesOptions } from './brainFeatures.ts';
+import { SlidingCorrelation, type SlidingCorrelationOptions } from './slidingCorrelation.ts';
+import { OnlineDictionaryLearning, type DictionaryLearningOptions } from './dictionaryLearning.ts';
+import { RunningStandardizer } from './standardize.ts';
+import { IncrementalCka } from './cka.ts';
+import { benjaminiHochberg, rejectAt } from './fdr.ts';
+import { annotateUnits, type AnnotationOptions, type UnitAnnotation } from './annotation.ts';
+
+export interface CouplingEngineOptions {
+  /** V: masked voxels per volume. */
+  voxels: number;
+  /** U: unit responses per TR. */
+  units: number;
+  /**
+   * The units that enter the GLM design as regressors (indices into the U responses;
+   * DESIGN.md's "unit reduction" to K). Default: all U.
+   */
+  glmUnits?: ArrayLike<number>;
+  /** Width of the per-TR design extras: the drift row with its constant, then confounds. */
+  extras: number;
+  glm?: { forgetting?: number; workers?: number };
+  /** The atlas whose region means are the brain features. */
+  atlas: BrainFeaturesOptions;
+  /** Sliding-window coupling settings (units and features are filled in). */
+  sliding: Omit<SlidingCorrelationOptions, 'units' | 'features'>;
+  /**
+   * Data-driven networks (voxels filled in); `couple: true` appends the codes to the
+   * brain features that the sliding windows and CKA see.
+   */
+  dictionary?: Omit<DictionaryLearningOptions, 'voxels'> & { couple?: boolean };
+  /** Layers for CKA: each a name and the indices of its units among the U. */
+  layers?: { name: string; units: ArrayLike<number> }[];
+  /** CKA forgetting factor λ ∈ (0, 1], default 1. */
+  ckaForgetting?: number;
+  /** Template networks for on-demand annotation (over the same V voxels). */
+  annotation?: AnnotationOptions;
+}
+
+/** One TR of input. Not modified, not kept. */
+export interface CouplingInput {
+  /** U unit responses (finite). */
+  units: Float64Array;
+  /** The design extras (finite), `extras` values. */
+  extras: Float64Array;
+  /** The masked volume, V voxels (NaN allowed). */
+  volume: Float32Array;
+}
+
+/** The coupling matrix at the current TR, all U×F unit-major (`[i·F + f]`). */
+export interface CouplingMatrix {
+  r: Float64Array;
+  /** Null p-values (NaN before the first null is ready or where r is NaN). */
+  p: Float64Array;
+  /** Benjamini–Hochberg q-values across the pairs of this TR. */
+  q: Float64Array;
+  /** 1 where q ≤ α. */
+  significant: Uint8Array;
+}
+
+/** A snapshot of the whole engine: its own counters and one snapshot per estimator. */
+export interface CouplingSnapshot extends EstimatorSnapshot {
+  parts: Record<string, EstimatorSnapshot>;
+}
+
+const KIND = 'coupling';
+const VERSION = 1;
+
+function bad(message: string): SyncactError {
+  return new SyncactError('ENGINE_BAD_INPUT', `coupling engine: ${message}`);
+}
+
+function indexList(name: string, xs: ArrayLike<number>, size: number): Int32Array {
+  const out = Int32Array.from(xs);
+  if (out.length === 0) throw bad(`${name} is empty`);
+  out.forEach((v, i) => {
+    if (!(Number.isInteger(xs[i]) && v >= 0 && v < size)) throw bad(`${name}[${i}] = ${xs[i]} is not a unit index in [0, ${size})`);
+  });
+  return out;
+}
+
+export class CouplingEngine implements Estimator {
+  readonly voxels: number;
+  readonly units: number;
+  readonly extras: number;
+  /** F: brain features per TR (atlas regions, + dictionary atoms when coupled). */
+  readonly features: number;
+  readonly layerNames: string[];
+  private readonly glmUnits: Int32Array;
+  /** GLM design column of each unit, −1 for units not in the design. */
+  private readonly columnOf: Int32Array;
+  private readonly glm: VoxelwiseGlm;
+  private readonly atlas: BrainFeatures;
+  private readonly standardizer: RunningStandardizer | null;
+  private readonly dictionary: OnlineDictionaryLearning | null;
+  private readonly coupleCodes: boolean;
+  private readonly sliding: SlidingCorrelation;
+  private readonly layers: Int32Array[];
+  private readonly ckas: IncrementalCka[];
+  private readonly annotation: AnnotationOptions | null;
+  // Per-TR scratch and the last TR's outputs.
+  private readonly design: Float64Array;
+  private readonly regionValues: Float64Array;
+  private readonly featureValues: Float64Array;
+  private readonly codeValues: Float64Array;
+  private readonly zscored: Float64Array | null;
+  private readonly layerScratch: Float64Array[];
+  private trs = 0;
+
+  constructor(o: CouplingEngineOptions) {
+    const { voxels, units, extras } = o;
+    if (!Number.isInteger(voxels) || voxels < 1) throw bad(`voxels must be a positive integer, got ${voxels}`);
+    if (!Number.isInteger(units) || units < 1) throw bad(`units must be a positive integer, got ${units}`);
+    if (!Number.isInteger(extras) || extras < 0) throw bad(`extras must be a non-negative integer, got ${extras}`);
+    this.voxels = voxels;
+    this.units = units;
+    this.extras = extras;
+    this.glmUnits = indexList('glmUnits', o.glmUnits ?? Array.from({ length: units }, (_, i) => i), units);
+    this.columnOf = new Int32Array(units).fill(-1);
+    this.glmUnits.forEach((u, c) => {
+      if (this.columnOf[u] >= 0) throw bad(`glmUnits lists unit ${u} twice (the design would be rank deficient)`);
+      this.columnOf[u] = c;
+    });
+    this.design = new Float64Array(this.glmUnits.length + extras);
+
+    this.atlas = new BrainFeatures(o.atlas);
+    if (this.atlas.voxels !== voxels) throw bad(`the atlas covers ${this.atlas.voxels} voxels, the volumes have ${voxels}`);
+    this.regionValues = new Float64Array(this.atlas.regions);
+
+    if (o.dictionary) {
+      const { couple, ...dl } = o.dictionary;
+      this.dictionary = new OnlineDictionaryLearning({ ...dl, voxels });
+      this.standardizer = new RunningStandardizer({ size: voxels });
+      this.zscored = new Float64Array(voxels);
+      this.coupleCodes = couple ?? false;
+      this.codeValues = new Float64Array(this.dictionary.atoms).fill(NaN);
+    } else {
+      this.dictionary = null;
+      this.standardizer = null;
+      this.zscored = null;
+      this.coupleCodes = false;
+      this.codeValues = new Float64Array(0);
+    }
+    this.features = this.atlas.regions + (this.coupleCodes ? this.codeValues.length : 0);
+    this.featureValues = new Float64Array(this.features).fill(NaN);
+
+    const layers = o.layers ?? [];
+    this.layerNames = layers.map((l) => l.name);
+    this.layers = layers.map((l, i) => indexList(`layers[${i}].units`, l.units, units));
+    this.layerScratch = this.layers.map((l) => new Float64Array(l.length));
+    this.annotation = o.annotation ?? null;
+    if (this.annotation) {
+      for (const [j, t] of this.annotation.templates.entries()) {
+        if (t.length !== voxels) throw bad(`annotation template ${j} has ${t.length} voxels, the volumes have ${voxels}`);
+      }
+    }
+
+    // Built last: the GLM may start worker threads, which a throw above would leak.
+    this.sliding = new SlidingCorrelation({ ...o.sliding, units, features: this.features });
+    this.ckas = this.layers.map((l) => new IncrementalCka({ p: l.length, q: this.features, forgetting: o.ckaForgetting }));
+    this.glm = new VoxelwiseGlm({ voxels, regressors: this.design.length, ...o.glm });
+  }
+
+  /** TRs seen. */
+  get count(): number {
+    return this.trs;
+  }
+
+  /** True once the GLM design has full rank (maps defined). */
+  get fitted(): boolean {
+    return this.glm.fitted;
+  }
+
+  /** Number of atlas regions (the first features). */
+  get regions(): number {
+    return this.atlas.regions;
+  }
+
+  /** Max |r| change at the last exact re-sync of the sliding sums (incremental-vs-batch drift). */
+  get resyncDrift(): number {
+    return this.sliding.resyncDrift;
+  }
+
+  /** Adds one TR. See the file comment for what is rejected and what is tolerated. */
+  update(input: CouplingInput): void {
+    const { units, extras, volume } = input;
+    if (units.length !== this.units) throw bad(`got ${units.length} unit responses, expected ${this.units}`);
+    if (extras.length !== this.extras) throw bad(`got ${extras.length} design extras, expected ${this.extras}`);
+    if (volume.length !== this.voxels) throw bad(`volume has ${volume.length} voxels, expected ${this.voxels}`);
+    for (let i = 0; i < units.length; i++) {
+      if (!Number.isFinite(units[i])) throw bad(`unit response ${i} is ${units[i]} at TR ${this.trs} (responses must be finite)`);
+    }
+    for (let j = 0; j < extras.length; j++) {
+      if (!Number.isFinite(extras[j])) throw bad(`design extra ${j} is ${extras[j]} at TR ${this.trs} (the design must be finite)`);
+    }
+    const x = this.design;
+    const K = this.glmUnits.length;
+    for (let c = 0; c < K; c++) x[c] = units[this.glmUnits[c]];
+    x.set(extras, K);
+    this.glm.update(x, volume);
+
+    this.atlas.extract(volume, this.regionValues);
+    this.featureValues.set(this.regionValues);
+    if (this.dictionary && this.standardizer && this.zscored) {
+      this.standardizer.update(volume);
+      this.standardizer.transform(volume, this.zscored);
+      this.codeValues.set(this.dictionary.update(this.zscored));
+      if (this.coupleCodes) this.featureValues.set(this.codeValues, this.regionValues.length);
+    }
+    this.sliding.update(units, this.featureValues);
+    for (let l = 0; l < this.layers.length; l++) {
+      const idx = this.layers[l];
+      const xs = this.layerScratch[l];
+      for (let i = 0; i < idx.length; i++) xs[i] = units[idx[i]];
+      this.ckas[l].update(xs, this.featureValues);
+    }
+    this.trs++;
+  }
+
+  /** The brain features of the last TR (F values; NaN before the first TR). */
+  lastFeatures(out?: Float64Array): Float64Array {
+    const o = out ?? new Float64Array(this.features);
+    if (o.length !== this.features) throw bad(`output has ${o.length} values, expected ${this.features}`);
+    o.set(this.featureValues);
+    return o;
+  }
+
+  /** The dictionary codes of the last TR (K values, NaN before the first; empty without a dictionary). */
+  lastCodes(): Float64Array {
+    return this.codeValues.slice();
+  }
+
+  /** Atom j's map over the voxels (needs `dictionary`). */
+  atom(j: number, out?: Float32Array): Float32Array {
+    if (!this.dictionary) throw bad('no dictionary was configured');
+    return this.dictionary.atom(j, out);
+  }
+
+  /** t-map of a unit's GLM column (NaN before full rank and where undefined; see glm.ts). */
+  tmap(unit: number, out?: Float32Array): Float32Array {
+    return this.glm.tmap(this.column(unit), out);
+  }
+
+  /** Beta map of a unit's GLM column. */
+  betas(unit: number, out?: Float32Array): Float32Array {
+    return this.glm.betas(this.column(unit), out);
+  }
+
+  /** Residual degrees of freedom of the GLM (NaN before full rank). */
+  degreesOfFreedom(): number {
+    return this.glm.degreesOfFreedom();
+  }
+
+  /** Pearson r of every (unit, feature) pair over the current window (U×F). */
+  correlations(out?: Float64Array): Float64Array {
+    return this.sliding.correlations(out);
+  }
+
+  /** r, null p, BH q across pairs and the q ≤ α mask at the current TR. */
+  coupling(alpha = 0.05): CouplingMatrix {
+    const r = this.sliding.correlations();
+    const p = this.sliding.pValues();
+    const q = benjaminiHochberg(p);
+    return { r, p, q, significant: rejectAt(q, alpha) };
+  }
+
+  /** Current linear CKA of each layer with the brain features (NaN where undefined), in `layers` order. */
+  cka(): Float64Array {
+    return Float64Array.from(this.ckas, (c) => c.value());
+  }
+
+  /**
+   * Annotates units (default: every GLM unit) from their current t-maps against the
+   * configured templates, with BH q-values across the units annotated.
+   */
+  annotate(units?: ArrayLike<number>): (UnitAnnotation & { unit: number; q: number })[] {
+    if (!this.annotation) throw bad('no annotation templates were configured');
+    const list = units ? Array.from(units) : Array.from(this.glmUnits);
+    const maps = list.map((u) => this.tmap(u));
+    return annotateUnits(maps, this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
+  }
+
+  snapshot(): CouplingSnapshot {
+    const parts: Record<string, EstimatorSnapshot> = {
+      glm: this.glm.snapshot(),
+      sliding: this.sliding.snapshot(),
+    };
+    if (this.standardizer) parts.standardize = this.standardizer.snapshot();
+    if (this.dictionary) parts.dictionary = this.dictionary.snapshot();
+    this.ckas.forEach((c, l) => (parts[`cka.${l}`] = c.snapshot()));
+    return {
+      kind: KIND,
+      version: VERSION,
+      scalars: { count: this.trs, voxels: this.voxels, units: this.units, extras: this.extras, features: this.features },
+      arrays: { features: this.featureValues.slice(), codes: this.codeValues.slice(), glmUnits: this.glmUnits.slice() },
+      parts,
+    };
+  }
+
+  /**
+   * Restores every estimator from a snapshot of an engine built with the same options.
+   * The layout (sizes, parts present) is checked before anything changes; a part that
+   * its own estimator then rejects leaves the engine partly restored, so restore a good
+   * snapshot (or rebuild the engine) after an ENGINE_SNAPSHOT_MISMATCH.
+   */
+  restore(s: EstimatorSnapshot): void {
+    const mismatch = (why: string) => new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `coupling engine: ${why}`);
+    if (s.kind !== KIND) throw mismatch(`cannot restore a '${s.kind}' snapshot`);
+    if (s.version !== VERSION) throw mismatch(`unknown snapshot version ${s.version}`);
+    const parts = (s as Partial<CouplingSnapshot>).parts;
+    if (!parts) throw mismatch('snapshot has no estimator parts');
+    const c = s.scalars;
+    if (c.voxels !== this.voxels || c.units !== this.units || c.extras !== this.extras || c.features !== this.features) {
+      throw mismatch(
+        `snapshot is for ${c.voxels} voxels, ${c.units} units, ${c.extras} extras, ${c.features} features; ` +
+          `this engine has ${this.voxels}, ${this.units}, ${this.extras}, ${this.features}`,
+      );
+    }
+    const g = s.arrays.glmUnits;
+    if (!(g instanceof Int32Array) || g.length !== this.glmUnits.length || g.some((u, i) => u !== this.glmUnits[i])) {
+      throw mismatch('snapshot has other GLM units');
+    }
+    const { features, codes } = s.arrays;
+    if (!(features instanceof Float64Array) || features.length !== this.features) throw mismatch('snapshot features have the wrong size');
+    if (!(codes instanceof Float64Array) || codes.length !== this.codeValues.length) throw mismatch('snapshot codes have the wrong size');
+    const expected = ['glm', 'sliding'];
+    if (this.standardizer) expected.push('standardize');
+    if (this.dictionary) expected.push('dictionary');
+    this.ckas.forEach((_, l) => expected.push(`cka.${l}`));
+    const have = Object.keys(parts).sort();
+    if (have.join() !== [...expected].sort().join()) throw mismatch(`snapshot parts [${have.join(', ')}], expected [${expected.join(', ')}]`);
+
+    this.glm.restore(parts.glm);
+    this.sliding.restore(parts.sliding);
+    if (this.standardizer) this.standardizer.restore(parts.standardize);
+    if (this.dictionary) this.dictionary.restore(parts.dictionary);
+    this.ckas.forEach((ck, l) => ck.restore(parts[`cka.${l}`]));
+    this.featureValues.set(features);
+    this.codeValues.set(codes);
+    this.trs = c.count;
+  }
+
+  /** Stops the GLM's worker threads; the engine cannot be updated afterwards. */
+  dispose(): void {
+    this.glm.dispose();
+  }
+
+  private column(unit: number): number {
+    if (!Number.isInteger(unit) || unit < 0 || unit >= this.units) throw bad(`unit ${unit} is not in [0, ${this.units})`);
+    const c = this.columnOf[unit];
+    if (c < 0) throw bad(`unit ${unit} is not in the GLM design (glmUnits), so it has no map`);
+    return c;
+  }
+}
