@@ -33,7 +33,9 @@
  * Φ₂ = XᵀW²X, σ̂² = RSS / df, effective df = Σw − tr(Φ⁻¹Φ₂) (the unbiased choice).
  * With λ = 1 these are the textbook σ²(XᵀX)⁻¹_jj and T − P.
  *
- * Undefined read-outs are NaN and never throw: every read-out before full rank; t before
+ * Undefined read-outs are NaN and never throw: every read-out before full rank (here:
+ * every column keeps more than 1e-6 of its weighted energy outside the span of the
+ * earlier ones, RANK_TOLERANCE in glmDense.ts, which explains the choice); t before
  * df > 0; t of a voxel fit exactly (RSS ≤ 1e-13·Σwy², e.g. a constant voxel: σ² = 0);
  * and every read-out of a voxel that has seen a NaN or ±Infinity sample — such a voxel no
  * longer shares the design (a sample is missing), so it is frozen and reported as NaN

@@ -11,11 +11,19 @@
 
 /**
  * A column counts as independent of the earlier ones when the part of it that they
- * cannot explain keeps at least this fraction of its (weighted) energy, i.e. the
- * squared sine of its angle to their span exceeds 1e-10. Beyond that, solves in float64
- * would lose more than about 6 of their 16 digits and the estimates are not worth showing.
+ * cannot explain keeps more than this fraction of its (weighted) energy: the squared
+ * sine of its angle to their span, 1/VIF against them, exceeds 1e-6.
+ *
+ * Why not nearer rounding (1e-10 was tried): the incremental estimator solves the normal
+ * equations once, at its exact start, and their error grows like cond(X)²·ε. With slow
+ * cosine drifts the design is full rank early but nearly collinear (a 300-TR run: from
+ * TR 47 at 1e-10), and there the incremental betas differed from QR by up to 1.6e-3
+ * relative (QR was right to 1e-10, checked in 40-digit arithmetic), while the estimates
+ * themselves had variance inflation above 1e6, i.e. meant nothing. At 1e-6 the fit starts
+ * at TR 86 and agrees with QR within 3e-5 at every TR after (test/engine/glm.test.ts).
+ * The batch twin uses the same threshold, so both report NaN over the same TRs.
  */
-export const RANK_TOLERANCE = 1e-10;
+export const RANK_TOLERANCE = 1e-6;
 
 /**
  * A fit whose weighted RSS is at most this fraction of Σwy² is exact to rounding (a
@@ -29,7 +37,8 @@ export const EXACT_FIT = 1e-13;
  * QR of the stacked rows √W·X done one row at a time, so its diagonal resolves a rank
  * deficiency down to rounding in X itself, not in XᵀX: forming XᵀX first and factoring
  * it squares the condition number, and early in a run (few TRs, slow drift columns
- * that are nearly collinear) that made a design one row short of full rank look full.
+ * that are nearly collinear) the last pivot of a design one row short of full rank came
+ * out as 2e-9 of its column's energy instead of ~1e-30 (test/engine/glm.dense.test.ts).
  * Starts from L = 0 and works through rank-deficient stretches. `x` is not modified;
  * `work` (P) is scratch.
  */

@@ -56,29 +56,31 @@ describe('GLM dense helpers', () => {
     });
   }
 
-  it('tells a design one row short of full rank even when slow drifts make it ill-conditioned', () => {
+  it('resolves a rank deficiency down to rounding in X, where a Cholesky of the formed XᵀX cannot', () => {
     // Intercept, linear and cosine drift of a 300-TR run plus 4 unit responses, seen for
     // 6 TRs: 7 columns, so rank 6 whatever the rounding. Over 6 TRs the cosine is nearly
-    // a polynomial, and a Cholesky of the formed XᵀX is fooled (its last pivot is rounding
-    // amplified past RANK_TOLERANCE); the Givens factor is not.
+    // a polynomial; in a Cholesky of the formed XᵀX the last pivot is rounding amplified
+    // by that near-collinearity, while the Givens factor keeps it at rounding level.
     const d = makeGlmData(1, 300, 4, 1);
     const p = d.P;
     const l = new Float64Array(p * p);
     const phi = new Float64Array(p * p);
     const work = new Float64Array(p);
-    for (let t = 0; t < 6; t++) {
+    const add = (t: number) => {
       const x = d.X.slice(t * p, (t + 1) * p);
       givensUpdate(l, p, 1, x, work);
       scaleAddOuter(phi, p, 1, x);
-    }
-    expect(fullRank(l, phi, p)).toBe(false);
+    };
+    for (let t = 0; t < 6; t++) add(t);
+    const last = p - 1;
+    const givensPivot = l[last * p + last] ** 2 / phi[last * p + last];
     const naive = plainCholesky(phi, p);
-    const naiveSaysFull = Array.from({ length: p }, (_, j) => naive[j * p + j] ** 2 > RANK_TOLERANCE * phi[j * p + j]).every(Boolean);
-    expect(naiveSaysFull).toBe(true);
-    // One more row gives full rank.
-    const x = d.X.slice(6 * p, 7 * p);
-    givensUpdate(l, p, 1, x, work);
-    scaleAddOuter(phi, p, 1, x);
+    const naivePivot = naive[last * p + last] ** 2 / phi[last * p + last];
+    expect(givensPivot).toBeLessThan(1e-24);
+    expect(naivePivot).toBeGreaterThan(1e-12);
+    expect(fullRank(l, phi, p)).toBe(false);
+    // With enough TRs the drifts separate and the design is well posed.
+    for (let t = 6; t < 150; t++) add(t);
     expect(fullRank(l, phi, p)).toBe(true);
   });
 
@@ -98,8 +100,9 @@ describe('GLM dense helpers', () => {
     const same = [[1, 1], [1, 1], [1, 1], [1, 1], [1, 1]];
     expect(run([[1, 0], [1, 0], [1, 0]])).toBe(false);
     // Column 2 = column 1 + δ·e_6: its residual keeps ~δ²/7 of its energy.
-    const tiny = Math.sqrt(RANK_TOLERANCE) / 100; // 1e-14 of the energy: deficient
-    expect(run([...same, [1, 1 + tiny]])).toBe(false);
-    expect(run([...same, [1, 1 + 1e-3]])).toBe(true); // 1e-7: independent
+    const below = Math.sqrt(RANK_TOLERANCE); // ~1.4e-7 of the energy: below the tolerance
+    const above = 10 * Math.sqrt(RANK_TOLERANCE); // ~1.4e-5: above
+    expect(run([...same, [1, 1 + below]])).toBe(false);
+    expect(run([...same, [1, 1 + above]])).toBe(true);
   });
 });
