@@ -34,8 +34,8 @@
  * With λ = 1 these are the textbook σ²(XᵀX)⁻¹_jj and T − P.
  *
  * Undefined read-outs are NaN and never throw: every read-out before full rank (here:
- * every column keeps more than 1e-6 of its weighted energy outside the span of the
- * earlier ones, RANK_TOLERANCE in glmDense.ts, which explains the choice); t before
+ * every column keeps more than `rankTolerance`, by default 1e-6, of its weighted energy
+ * outside the span of the earlier ones; glmDense.ts explains the choice); t before
  * df > 0; t of a voxel fit exactly (RSS ≤ 1e-13·Σwy², e.g. a constant voxel: σ² = 0);
  * and every read-out of a voxel that has seen a NaN or ±Infinity sample — such a voxel no
  * longer shares the design (a sample is missing), so it is frozen and reported as NaN
@@ -53,7 +53,7 @@
 import { availableParallelism } from 'node:os';
 import { SyncactError } from '../errors.ts';
 import type { Estimator, EstimatorSnapshot } from './estimator.ts';
-import { EXACT_FIT, choleskySolve, fullRank, givensUpdate, scaleAddOuter } from './glmDense.ts';
+import { EXACT_FIT, RANK_TOLERANCE, choleskySolve, fullRank, givensUpdate, scaleAddOuter } from './glmDense.ts';
 import {
   GlmCommand,
   PARAM_LAMBDA,
@@ -79,6 +79,13 @@ export interface GlmOptions {
   /** λ ∈ (0, 1], default 1 (ordinary least squares). */
   forgetting?: number;
   /**
+   * How independent each column must be of the earlier ones before the fit is reported
+   * (its fraction of energy outside their span, 1/VIF against them); default
+   * RANK_TOLERANCE = 1e-6, chosen for agreement with batch QR to 1e-4 (see glmDense.ts).
+   * Smaller values show maps earlier on designs with slow drifts, less accurately at first.
+   */
+  rankTolerance?: number;
+  /**
    * Worker threads sharing the voxel loop; 0 = all in the calling thread. Default:
    * min(2, cores) when voxels ≥ 20,000 and there are at least 2 cores, else 0.
    */
@@ -99,6 +106,7 @@ export class VoxelwiseGlm implements Estimator {
   readonly voxels: number;
   readonly regressors: number;
   readonly forgetting: number;
+  readonly rankTolerance: number;
 
   private trs = 0;
   /** Σ w_t. */
@@ -128,12 +136,15 @@ export class VoxelwiseGlm implements Estimator {
       throw badInput(`regressors must be a positive integer, got ${regressors}`);
     }
     if (!(forgetting > 0 && forgetting <= 1)) throw badInput(`forgetting must be in (0, 1], got ${forgetting}`);
+    const rankTolerance = options.rankTolerance ?? RANK_TOLERANCE;
+    if (!(rankTolerance > 0 && rankTolerance < 1)) throw badInput(`rankTolerance must be in (0, 1), got ${rankTolerance}`);
     const cores = availableParallelism();
     const workers = options.workers ?? (voxels >= WORKERS_FROM_VOXELS && cores >= 2 ? Math.min(2, cores) : 0);
     if (!Number.isInteger(workers) || workers < 0) throw badInput(`workers must be a non-negative integer, got ${workers}`);
     this.voxels = voxels;
     this.regressors = regressors;
     this.forgetting = forgetting;
+    this.rankTolerance = rankTolerance;
     const p = regressors;
     this.phi = new Float64Array(p * p);
     this.phi2 = new Float64Array(p * p);
@@ -193,7 +204,7 @@ export class VoxelwiseGlm implements Estimator {
     nextPhi.set(this.phi);
     scaleAddOuter(nextPhi, p, lambda, x);
     givensUpdate(this.factor, p, lambda, x, this.scratch);
-    const rankOk = fullRank(this.factor, nextPhi, p);
+    const rankOk = fullRank(this.factor, nextPhi, p, this.rankTolerance);
 
     if (!wasFitted) {
       this.run(GlmCommand.Accumulate);
@@ -280,6 +291,7 @@ export class VoxelwiseGlm implements Estimator {
         voxels: this.voxels,
         regressors: this.regressors,
         forgetting: this.forgetting,
+        rankTolerance: this.rankTolerance,
         count: this.trs,
         weightSum: this.weightSum,
         fitted: this.fittedState ? 1 : 0,
@@ -304,10 +316,16 @@ export class VoxelwiseGlm implements Estimator {
     if (s.kind !== SNAPSHOT_KIND) throw mismatch(`snapshot is of kind "${s.kind}", expected "${SNAPSHOT_KIND}"`);
     if (s.version !== SNAPSHOT_VERSION) throw mismatch(`snapshot version ${s.version}, expected ${SNAPSHOT_VERSION}`);
     const sc = s.scalars;
-    if (sc.voxels !== this.voxels || sc.regressors !== this.regressors || sc.forgetting !== this.forgetting) {
+    if (
+      sc.voxels !== this.voxels ||
+      sc.regressors !== this.regressors ||
+      sc.forgetting !== this.forgetting ||
+      sc.rankTolerance !== this.rankTolerance
+    ) {
       throw mismatch(
-        `snapshot is for ${sc.voxels} voxels, ${sc.regressors} regressors, forgetting ${sc.forgetting}; ` +
-          `this estimator has ${this.voxels}, ${this.regressors}, ${this.forgetting}`,
+        `snapshot is for ${sc.voxels} voxels, ${sc.regressors} regressors, forgetting ${sc.forgetting}, ` +
+          `rank tolerance ${sc.rankTolerance}; this estimator has ${this.voxels}, ${this.regressors}, ` +
+          `${this.forgetting}, ${this.rankTolerance}`,
       );
     }
     const p = this.regressors;
@@ -327,7 +345,7 @@ export class VoxelwiseGlm implements Estimator {
     const syy = expect('syy', Float64Array, v) as Float64Array;
     const invalid = expect('invalid', Uint8Array, v) as Uint8Array;
     const xty = expect('xty', Float64Array, fitted ? 0 : v * p) as Float64Array;
-    if (fitted && !fullRank(factor, phi, p)) throw mismatch('snapshot says fitted but its design is not full rank');
+    if (fitted && !fullRank(factor, phi, p, this.rankTolerance)) throw mismatch('snapshot says fitted but its design is not full rank');
 
     this.phi.set(phi);
     this.phi2.set(phi2);

@@ -26,6 +26,7 @@ export interface BatchOlsResult {
  * @param X design, T×P row-major
  * @param Y data, T×V row-major
  * @param weights optional per-TR weights ≥ 0 (e.g. λ^{T−1−t} to mirror forgetting)
+ * @param rankTolerance as GlmOptions.rankTolerance (default RANK_TOLERANCE)
  */
 export function batchOls(
   X: Float64Array,
@@ -34,6 +35,7 @@ export function batchOls(
   P: number,
   V: number,
   weights?: Float64Array,
+  rankTolerance = RANK_TOLERANCE,
 ): BatchOlsResult {
   const bad = (m: string) => new SyncactError('ENGINE_BAD_INPUT', `batchOls: ${m}`);
   if (![T, P, V].every((n) => Number.isInteger(n) && n >= 1)) throw bad(`T, P, V must be positive integers, got ${T}, ${P}, ${V}`);
@@ -69,7 +71,7 @@ export function batchOls(
     let norm = 0;
     for (let t = j; t < T; t++) norm += a[cj + t] ** 2;
     norm = Math.sqrt(norm);
-    if (!(energy[j] > 0) || !(norm * norm > RANK_TOLERANCE * energy[j])) return { betas, rss, t: tOut };
+    if (!(energy[j] > 0) || !(norm * norm > rankTolerance * energy[j])) return { betas, rss, t: tOut };
     const alpha = a[cj + j] > 0 ? -norm : norm;
     const v0 = a[cj + j] - alpha;
     // v = (a_j − alpha e_j) / v0, so v[0] = 1; tau = −v0 / alpha.

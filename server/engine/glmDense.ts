@@ -66,16 +66,16 @@ export function givensUpdate(l: Float64Array, p: number, lambda: number, x: Floa
 }
 
 /**
- * True when every column keeps more than RANK_TOLERANCE of its energy `Φ_jj` after
- * projection on the earlier columns, i.e. L_jj² > RANK_TOLERANCE·Φ_jj for all j.
+ * True when every column keeps more than `tolerance` of its energy `Φ_jj` after
+ * projection on the earlier columns, i.e. L_jj² > tolerance·Φ_jj for all j.
  * Relative to each column's own energy, so the scale of a regressor does not matter.
  */
-export function fullRank(l: Float64Array, phi: Float64Array, p: number): boolean {
+export function fullRank(l: Float64Array, phi: Float64Array, p: number, tolerance = RANK_TOLERANCE): boolean {
   for (let j = 0; j < p; j++) {
     const energy = phi[j * p + j];
     const d = l[j * p + j];
     // `!(a > b)` also rejects NaN.
-    if (!(energy > 0) || !(d * d > RANK_TOLERANCE * energy)) return false;
+    if (!(energy > 0) || !(d * d > tolerance * energy)) return false;
   }
   return true;
 }

@@ -102,6 +102,23 @@ describe('VoxelwiseGlm against its batch twin', () => {
       expect(err.rss, `rss at TR ${k}`).toBeLessThan(1e-6);
     }
     expect(first).toBeGreaterThan(P); // the drifts did delay full rank
+
+    // A looser rankTolerance fits earlier, on the same TR as the batch twin told the same,
+    // at the price of early accuracy (normal equations on a nearly collinear design).
+    const early = new VoxelwiseGlm({ voxels: V, regressors: P, workers: 0, rankTolerance: 1e-10 });
+    let earlyFirst = -1;
+    let worst = 0;
+    for (let k = 1; k <= 120; k++) {
+      early.update(row(X, k - 1, P), volume(d.Y, k - 1, V));
+      const ref = batchOls(X.subarray(0, k * P), d.Y.subarray(0, k * V), k, P, V, undefined, 1e-10);
+      expect(early.fitted).toBe(!Number.isNaN(ref.betas[0]));
+      if (!early.fitted) continue;
+      if (earlyFirst < 0) earlyFirst = k;
+      worst = Math.max(worst, compare(early, ref, d).betas);
+    }
+    expect(earlyFirst).toBeGreaterThan(P);
+    expect(earlyFirst).toBeLessThan(first);
+    expect(worst).toBeLessThan(1e-2);
   });
 
   it('stays within 1e-6 of batch OLS over a long run with BOLD-sized offsets', () => {
@@ -194,6 +211,7 @@ describe('VoxelwiseGlm snapshots', () => {
       { ...good, version: 99 },
       { ...good, arrays: { ...good.arrays, phi: new Float32Array(4) } },
       { ...good, scalars: { ...good.scalars, forgetting: 0.5 } },
+      { ...good, scalars: { ...good.scalars, rankTolerance: 1e-3 } },
     ];
     for (const s of bad) {
       expect(() => glm.restore(s)).toThrow(SyncactError);
@@ -358,6 +376,8 @@ describe('VoxelwiseGlm bad input', () => {
       { voxels: 10, regressors: 3, forgetting: 1.01 },
       { voxels: 10, regressors: 3, forgetting: NaN },
       { voxels: 10, regressors: 3, workers: -1 },
+      { voxels: 10, regressors: 3, rankTolerance: 0 },
+      { voxels: 10, regressors: 3, rankTolerance: 1 },
     ]) {
       expect(code(() => new VoxelwiseGlm(o))).toBe('ENGINE_BAD_INPUT');
     }
