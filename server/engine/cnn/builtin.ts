@@ -1,0 +1,138 @@
+/**
+ * The built-in model: syncact's default CNN, needing no files. An HMAX-style hierarchy
+ * (S1 Gabors → C1 local max → S2 prototype similarity → C2 global max) with colour-opponent,
+ * luminance/contrast and motion-energy channels; the network is in hmax.ts, the prototypes
+ * in s2Prototypes.ts, the Gabors in gabor.ts. Its units follow what the synthetic movie
+ * varies: orientation (s1, c1), luminance and contrast (color[0..1]), red–green colour
+ * (color[2]), drift speed (motion).
+ *
+ * State: motion compares each frame with the one before it, so the extractor keeps the last
+ * frame of each batch (one 128×128 grey tensor). Batches must therefore come in movie order;
+ * call `reset()` after a seek or at the start of another movie, so the next frame is
+ * compared with itself (motion 0) instead of with an unrelated frame. `extract` calls are
+ * queued, never interleaved.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { SyncactError } from '../../errors.ts';
+import type { FeatureExtractor, FrameBatch, LayerActivations, LayerInfo, Pooling, Preprocessing } from './extractor.ts';
+import { HMAX_INPUT, LAYER_NAMES, createHmaxFilters, hmaxChannelNames, hmaxForward, type FlopCounter, type HmaxFilters, type HmaxLayer } from './hmax.ts';
+import { preprocessToTensor, validateFrameBatch } from './preprocess.ts';
+import { imprintPrototypes } from './s2Prototypes.ts';
+import { initTfBackend, type TfBackendChoice } from './tfBackend.ts';
+
+/** Version of the network: bump when anything changes its outputs, so caches are rebuilt. */
+export const BUILTIN_ID = 'builtin:hmax-v1';
+export const BUILTIN_DEFAULT_SEED = 1;
+export const BUILTIN_PROTOTYPES = 16;
+
+/** 128×128, RGB in [0, 1]: the network computes grey and colour opponents itself. */
+export const BUILTIN_PREPROCESSING: Preprocessing = Object.freeze({
+  width: HMAX_INPUT,
+  height: HMAX_INPUT,
+  resize: 'bilinear',
+  colorOrder: 'rgb',
+  normalization: 'unit',
+  layout: 'nhwc',
+});
+
+export interface BuiltinOptions {
+  /** Per-frame pooling of each feature map (default 'mean'). c2 is a global max either way. */
+  pooling?: Pooling;
+  /** Seed of the S2 prototypes (default 1); part of the id when not the default. */
+  seed?: number;
+  /** Layers to return, in this order (default all: s1, c1, s2, c2, color, motion). */
+  layers?: string[];
+  /** TF.js backend (default 'auto', see tfBackend.ts). */
+  backend?: TfBackendChoice;
+}
+
+export interface BuiltinExtractor extends FeatureExtractor {
+  /** Channel names per returned layer, e.g. color: luminance, contrast, red_green, blue_yellow. */
+  readonly channelNames: Record<string, string[]>;
+  /** Floating-point operations per frame of the ops the network runs (multiply-add = 2). */
+  readonly flopsPerFrame: number;
+  /** Forget the previous frame (after a seek or before another movie): motion restarts at 0. */
+  reset(): void;
+}
+
+export async function createBuiltinExtractor(options: BuiltinOptions = {}): Promise<BuiltinExtractor> {
+  const pooling = options.pooling ?? 'mean';
+  if (pooling !== 'mean' && pooling !== 'max') {
+    throw new SyncactError('CNN_BAD_SPEC', `unknown pooling '${String(pooling)}': use mean or max`);
+  }
+  const seed = options.seed ?? BUILTIN_DEFAULT_SEED;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new SyncactError('CNN_BAD_SPEC', `built-in model seed ${seed} is not an integer in 0…2³²−1`);
+  }
+  const tapped = (options.layers ?? [...LAYER_NAMES]) as HmaxLayer[];
+  if (tapped.length === 0) throw new SyncactError('CNN_BAD_SPEC', 'the built-in model was asked for no layers');
+  for (const name of tapped) {
+    if (!LAYER_NAMES.includes(name)) {
+      throw new SyncactError('CNN_LAYER_NOT_FOUND', `the built-in model has no layer '${name}'; its layers are ${LAYER_NAMES.join(', ')}`);
+    }
+  }
+  if (new Set(tapped).size !== tapped.length) throw new SyncactError('CNN_BAD_SPEC', `a layer is named twice in ${tapped.join(', ')}`);
+  const { backend } = await initTfBackend(options.backend ?? 'auto');
+
+  const filters: HmaxFilters = createHmaxFilters();
+  const prototypes = imprintPrototypes(filters, BUILTIN_PROTOTYPES, seed);
+  const allNames = hmaxChannelNames(BUILTIN_PROTOTYPES);
+  const channelNames = Object.fromEntries(tapped.map((l) => [l, allNames[l]]));
+  const layers: LayerInfo[] = tapped.map((name) => ({ name, channels: allNames[name].length }));
+  let previousGrey: tf.Tensor4D | null = null;
+  let disposed = false;
+
+  // FLOPs from one pass over a single blank frame (shapes, not values, decide them).
+  const counter: FlopCounter = { flops: 0 };
+  tf.tidy(() => {
+    hmaxForward({ rgb: tf.zeros([1, HMAX_INPUT, HMAX_INPUT, 3]), previousGrey: null, filters, prototypes, pooling, flops: counter });
+  });
+
+  const run = async (batch: FrameBatch): Promise<LayerActivations[]> => {
+    if (disposed) throw new SyncactError('ENGINE_NOT_FITTED', 'the built-in model was disposed; create a new one');
+    validateFrameBatch(batch);
+    const n = batch.frames.length;
+    if (n === 0) return layers.map((l) => ({ layer: l.name, channels: l.channels, frames: 0, values: new Float32Array(0) }));
+    const out = tf.tidy(() => {
+      const rgb = preprocessToTensor(batch, BUILTIN_PREPROCESSING);
+      const { layers: acts, lastGrey } = hmaxForward({ rgb, previousGrey, filters, prototypes, pooling });
+      return { acts: tapped.map((l) => acts[l]), lastGrey };
+    });
+    previousGrey?.dispose();
+    previousGrey = out.lastGrey;
+    try {
+      const values = await Promise.all(out.acts.map((t) => t.data() as Promise<Float32Array>));
+      return layers.map((l, i) => ({ layer: l.name, channels: l.channels, frames: n, values: values[i] }));
+    } finally {
+      tf.dispose(out.acts);
+    }
+  };
+
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    id: seed === BUILTIN_DEFAULT_SEED ? BUILTIN_ID : `${BUILTIN_ID}:seed=${seed}`,
+    backend,
+    preprocessing: BUILTIN_PREPROCESSING,
+    layers,
+    pooling,
+    channelNames,
+    flopsPerFrame: counter.flops,
+    extract(batch: FrameBatch): Promise<LayerActivations[]> {
+      const result = queue.then(() => run(batch));
+      queue = result.catch(() => undefined);
+      return result;
+    },
+    reset(): void {
+      previousGrey?.dispose();
+      previousGrey = null;
+    },
+    async dispose(): Promise<void> {
+      await queue;
+      if (disposed) return;
+      disposed = true;
+      previousGrey?.dispose();
+      previousGrey = null;
+      tf.dispose([filters.s1, filters.quadrature, prototypes]);
+    },
+  };
+}
