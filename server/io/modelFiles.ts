@@ -153,7 +153,8 @@ export interface TfjsArtifacts {
   generatedBy?: string;
   convertedBy?: string | null;
   weightSpecs: unknown[];
-  weightData: ArrayBuffer;
+  /** One buffer, or several (TF.js ≥ 4.10 may hand over a list) written back to back. */
+  weightData: ArrayBuffer | ArrayBuffer[];
   [extra: string]: unknown;
 }
 
@@ -164,7 +165,13 @@ export interface TfjsArtifacts {
  */
 export async function writeTfjsModel(dir: string, a: TfjsArtifacts, options: { shardBytes?: number } = {}): Promise<string> {
   const shardBytes = options.shardBytes ?? 4 * 1024 * 1024;
-  const data = new Uint8Array(a.weightData);
+  const parts = Array.isArray(a.weightData) ? a.weightData : [a.weightData];
+  const data = new Uint8Array(parts.reduce((s, b) => s + b.byteLength, 0));
+  let at = 0;
+  for (const b of parts) {
+    data.set(new Uint8Array(b), at);
+    at += b.byteLength;
+  }
   const n = Math.max(1, Math.ceil(data.length / shardBytes));
   const paths = Array.from({ length: n }, (_, i) => `group1-shard${i + 1}of${n}.bin`);
   await mkdir(dir, { recursive: true });

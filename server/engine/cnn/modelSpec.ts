@@ -127,3 +127,69 @@ export function validateModelSpec(spec: unknown): ModelSpec {
   }
   return spec as unknown as ModelSpec;
 }
+
+/** Size used for a model input whose height/width are free and the spec gives none. */
+export const DEFAULT_INPUT_SIZE = 224;
+
+/**
+ * The preprocessing a loaded model gets: what its input declares (fixed size, where the 3
+ * colour channels are), the user's overrides, then the loader's defaults (PyTorch/ONNX:
+ * 'imagenet' + NCHW; TF.js: 'unit' + NHWC). A fixed input dimension that the overrides
+ * contradict is CNN_INPUT_SIZE, since the model could not run on it.
+ * @param inputName the model input's name, for messages.
+ * @param dims the input's shape: a fixed size, a symbolic name, or null (unknown) per dimension.
+ */
+export function resolvePreprocessing(
+  inputName: string,
+  dims: readonly (number | string | null)[],
+  over: Partial<Preprocessing>,
+  defaults: { normalization: Preprocessing['normalization']; layout: Preprocessing['layout'] },
+  file?: string,
+): Preprocessing {
+  const d = dims;
+  const shape = `[${d.map((x) => x ?? '?').join(', ')}]`;
+  if (d.length !== 4) {
+    throw new SyncactError(
+      'CNN_INPUT_SIZE',
+      `model input "${inputName}" has shape ${shape}; an image model needs a 4D input (NCHW or NHWC)`,
+      file,
+    );
+  }
+  // Where are the 3 colour channels? A fixed 3 says it; otherwise the user's layout, else the default.
+  let layout: Preprocessing['layout'];
+  if (d[1] === 3 && d[3] !== 3) layout = 'nchw';
+  else if (d[3] === 3 && d[1] !== 3) layout = 'nhwc';
+  else layout = over.layout ?? defaults.layout;
+  if (over.layout && over.layout !== layout) {
+    throw new SyncactError(
+      'CNN_INPUT_SIZE',
+      `model input "${inputName}" has shape ${shape}, which is ${layout.toUpperCase()}, but the preprocessing asks for ${over.layout.toUpperCase()}`,
+      file,
+    );
+  }
+  const [cDim, hDim, wDim] = layout === 'nchw' ? [d[1], d[2], d[3]] : [d[3], d[1], d[2]];
+  if (typeof cDim === 'number' && cDim !== 3) {
+    throw new SyncactError('CNN_INPUT_SIZE', `model input "${inputName}" takes ${cDim} channels; syncact feeds RGB (3)`, file);
+  }
+  const pick = (fixed: number | string | null, asked: number | undefined, what: string): number => {
+    if (typeof fixed === 'number') {
+      if (asked !== undefined && asked !== fixed) {
+        throw new SyncactError(
+          'CNN_INPUT_SIZE',
+          `model input "${inputName}" has a fixed ${what} of ${fixed} (shape ${shape}) but the preprocessing asks for ${asked}; leave ${what} out or give ${fixed}`,
+          file,
+        );
+      }
+      return fixed;
+    }
+    return asked ?? DEFAULT_INPUT_SIZE;
+  };
+  return {
+    width: pick(wDim, over.width, 'width'),
+    height: pick(hDim, over.height, 'height'),
+    resize: over.resize ?? 'bilinear',
+    colorOrder: over.colorOrder ?? 'rgb',
+    normalization: over.normalization ?? defaults.normalization,
+    layout,
+  };
+}

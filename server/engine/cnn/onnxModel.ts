@@ -28,6 +28,7 @@ import {
   type OnnxInputInfo,
 } from '../../io/onnxGraph.ts';
 import type { FeatureExtractor, FrameBatch, LayerActivations, LayerInfo, Pooling, Preprocessing } from './extractor.ts';
+import { resolvePreprocessing } from './modelSpec.ts';
 import { preprocessToFloat32 } from './preprocess.ts';
 
 export interface OnnxExtractorOptions {
@@ -48,56 +49,9 @@ export interface OnnxExtractorOptions {
   threads?: number;
 }
 
-/** Size used for a graph input whose height/width are symbolic and the spec gives none. */
-const DEFAULT_SIZE = 224;
-
-/** Works out the preprocessing from the graph input and the user's overrides. */
+/** The preprocessing for an ONNX graph input: PyTorch's conventions unless told otherwise. */
 export function onnxPreprocessing(input: OnnxInputInfo, over: Partial<Preprocessing>, file?: string): Preprocessing {
-  const d = input.dims;
-  if (d.length !== 4) {
-    throw new SyncactError(
-      'CNN_INPUT_SIZE',
-      `graph input "${input.name}" has shape [${d.join(', ')}]; an image model needs a 4D input (NCHW or NHWC)`,
-      file,
-    );
-  }
-  // Where are the 3 colour channels? A fixed 3 says it; otherwise the user's layout, else NCHW.
-  let layout: Preprocessing['layout'];
-  if (d[1] === 3 && d[3] !== 3) layout = 'nchw';
-  else if (d[3] === 3 && d[1] !== 3) layout = 'nhwc';
-  else layout = over.layout ?? 'nchw';
-  if (over.layout && over.layout !== layout) {
-    throw new SyncactError(
-      'CNN_INPUT_SIZE',
-      `graph input "${input.name}" has shape [${d.join(', ')}], which is ${layout.toUpperCase()}, but the preprocessing asks for ${over.layout.toUpperCase()}`,
-      file,
-    );
-  }
-  const [cDim, hDim, wDim] = layout === 'nchw' ? [d[1], d[2], d[3]] : [d[3], d[1], d[2]];
-  if (typeof cDim === 'number' && cDim !== 3) {
-    throw new SyncactError('CNN_INPUT_SIZE', `graph input "${input.name}" takes ${cDim} channels; syncact feeds RGB (3)`, file);
-  }
-  const pick = (fixed: number | string | null, asked: number | undefined, what: string): number => {
-    if (typeof fixed === 'number') {
-      if (asked !== undefined && asked !== fixed) {
-        throw new SyncactError(
-          'CNN_INPUT_SIZE',
-          `graph input "${input.name}" has a fixed ${what} of ${fixed} (shape [${d.join(', ')}]) but the preprocessing asks for ${asked}; leave ${what} out or give ${fixed}`,
-          file,
-        );
-      }
-      return fixed;
-    }
-    return asked ?? DEFAULT_SIZE;
-  };
-  return {
-    width: pick(wDim, over.width, 'width'),
-    height: pick(hDim, over.height, 'height'),
-    resize: over.resize ?? 'bilinear',
-    colorOrder: over.colorOrder ?? 'rgb',
-    normalization: over.normalization ?? 'imagenet',
-    layout,
-  };
+  return resolvePreprocessing(input.name, input.dims, over, { normalization: 'imagenet', layout: 'nchw' }, file);
 }
 
 /**
