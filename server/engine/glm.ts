@@ -15,14 +15,15 @@
  * - It equals batch (weighted) least squares exactly in exact arithmetic once it starts
  *   from the exact solution: until Φ has full rank ("warm-up") the estimator keeps
  *   XᵀWy per voxel (float64, in the space the betas will use) and Σwy², and at the first
- *   full-rank TR it solves the normal equations once (O(P²V), ~1 s at V = 200k, P = 69)
+ *   full-rank TR it solves the normal equations once (O(P²V), 0.4 s at V = 200k, P = 69)
  *   — no δ·I prior, so there is nothing to forget.
  * - Betas are float64, voxel-major (V×P, 110 MB at V = 200k, P = 69). float32 storage
  *   was tried and fails the 1e-4 agreement with batch OLS: early in a run the drift
  *   columns are nearly collinear, the exact start has betas of order 1e4–1e6 in those
  *   directions, and their float32 rounding (6e-8 relative) lands as absolute errors of
  *   ~1e-2 on unit betas of order 1, which RLS only forgets slowly (like j/k). Measured on
- *   the test designs: 3e-2 relative with float32, 1e-6 with float64 (the JavaScript loop
+ *   a test design (rank tolerance 1e-10): 3e-2 relative with float32, 1e-6 with float64
+ *   (the JavaScript loop
  *   is compute-bound and no slower in float64). RSS and Σwy² are float64 sums too.
  * - If, with λ < 1, the forgotten design loses full rank, the estimator goes back to
  *   warm-up, rebuilding XᵀWy = Φβ exactly from the normal equations (O(P²V), rare).
