@@ -23,8 +23,8 @@
  *   directions, and their float32 rounding (6e-8 relative) lands as absolute errors of
  *   ~1e-2 on unit betas of order 1, which RLS only forgets slowly (like j/k). Measured on
  *   a test design (rank tolerance 1e-10): 3e-2 relative with float32, 1e-6 with float64
- *   (the JavaScript loop
- *   is compute-bound and no slower in float64). RSS and Σwy² are float64 sums too.
+ *   (the JavaScript loop is compute-bound and no slower in float64; the SIMD kernel is
+ *   bound by memory, 2 × 110 MB per TR). RSS and Σwy² are float64 sums too.
  * - If, with λ < 1, the forgotten design loses full rank, the estimator goes back to
  *   warm-up, rebuilding XᵀWy = Φβ exactly from the normal equations (O(P²V), rare).
  *
