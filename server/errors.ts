@@ -53,7 +53,9 @@ export type ErrorCode =
   | 'CNN_INPUT_SIZE'
   | 'CNN_BAD_SPEC'
   | 'CNN_BACKEND_FAILED'
-  | 'CNN_BAD_FRAMES';
+  | 'CNN_BAD_FRAMES'
+  // feature cache
+  | 'FEATURE_CACHE_WRITE_FAILED';
 
 export class SyncactError extends Error {
   override readonly name = 'SyncactError';
