@@ -8,8 +8,14 @@
 import { SyncactError } from '../../errors.ts';
 import type { Pooling, Preprocessing } from './extractor.ts';
 
+/** The embedded HMAX-style model (builtin.ts); its options are those of createBuiltinExtractor. */
 export interface BuiltinModelSpec {
   kind: 'builtin';
+  /** Layers to return (default all: s1, c1, s2, c2, color, motion). */
+  layers?: string[];
+  pooling?: Pooling;
+  /** Seed of the S2 prototypes (default 1). */
+  seed?: number;
 }
 
 export interface TfjsModelSpec {
@@ -100,9 +106,16 @@ export function validateModelSpec(spec: unknown): ModelSpec {
   if (!isObject(spec)) bad('a model spec must be an object such as {"kind":"builtin"}');
   const kind = spec.kind;
   if (kind === 'builtin') {
-    const extra = Object.keys(spec).filter((k) => k !== 'kind');
-    if (extra.length > 0) bad(`the builtin model takes no options (got ${extra.join(', ')})`);
-    return { kind: 'builtin' };
+    for (const k of Object.keys(spec)) {
+      if (!['kind', 'layers', 'pooling', 'seed'].includes(k)) bad(`a builtin spec has no field "${k}" (it takes layers, pooling, seed)`);
+    }
+    if (spec.layers !== undefined) checkLayers(spec.layers);
+    checkOneOf('pooling', spec.pooling, POOLINGS);
+    const seed = spec.seed;
+    if (seed !== undefined && !(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+      bad(`seed is ${JSON.stringify(seed)}; expected an integer in 0..2^32-1`);
+    }
+    return spec as unknown as BuiltinModelSpec;
   }
   if (kind !== 'tfjs' && kind !== 'onnx') {
     bad(`kind is ${JSON.stringify(kind)}; expected "builtin", "tfjs" or "onnx"`);
