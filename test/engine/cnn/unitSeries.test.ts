@@ -306,6 +306,33 @@ describe('UnitSeries', () => {
   });
 });
 
+describe('against the synthetic ground truth', () => {
+  it("a unit that responds exactly with a feature reproduces that feature's planted drive (1e-8)", () => {
+    // server/synth/drives.ts computes each drive as a perfect unit would come out of the
+    // engine: frames binned, HRF-convolved, sampled mid-TR, standardized.
+    const session = createSyntheticSession({ preset: 'tiny' });
+    const names = session.features.names;
+    const series = new UnitSeries({ layers: [{ name: 'features', channels: names.length }], tr: session.tr, onset: session.onset });
+    const row = new Float64Array(names.length);
+    const got: Float64Array[] = [];
+    for (let i = 0; i < session.movie.frameCount; i++) {
+      names.forEach((_, f) => (row[f] = session.features.perFrame[f][i]));
+      series.pushFrame(i / session.movie.fps, row);
+      while (series.nextTr < Math.min(series.completeTrs, session.nVolumes)) got.push(series.takeTr().responses);
+    }
+    while (series.nextTr < session.nVolumes) got.push(series.takeTr().responses);
+    names.forEach((_, f) => {
+      const x = got.map((r) => r[f]);
+      const mean = x.reduce((a, b) => a + b, 0) / x.length;
+      const sd = Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length);
+      const z = x.map((v) => (v - mean) / sd);
+      let worst = 0;
+      z.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - session.truth.drives[f][k]))));
+      expect(worst).toBeLessThan(1e-8);
+    });
+  });
+});
+
 describe('with the built-in model on the tiny synthetic movie', () => {
   it('the orientation units of c1 follow the planted grating drive of their orientation', async () => {
     const session = createSyntheticSession({ preset: 'tiny' });
