@@ -1,0 +1,113 @@
+/**
+ * The per-TR pipeline (DESIGN.md §2, §6): the replay clock drives the engine stages, one
+ * operator per stage, and emits a typed state per TR (protocol/state.ts) with telemetry.
+ *
+ *   clock tick k ─▶ seekBySnapshots ─▶ attachUnitResponses ─▶ readVolumes
+ *                ─▶ updateCoupling ─▶ annotateEvery ─▶ toTrState ─▶ PipelineTr
+ *
+ * The CNN (frames → microtime bins → HRF → unit reduction) has run ahead over the whole
+ * movie when the session was opened (cnnStage.ts), so the per-TR loop only looks its
+ * responses up. Everything after the lookup is the coupling engine: voxelwise GLM maps,
+ * atlas features, learned networks, sliding-window coupling with nulls and BH, CKA, and
+ * annotation on a stride.
+ *
+ * One pipeline, any speed: `replay` runs it paced, `analyze` at 'max'; the stages do not
+ * know the difference, so both end in the same state (test/streams/pipeline.test.ts).
+ * Backpressure: `clockedSteps` acknowledges a tick only when its TR has gone through every
+ * stage and been emitted, so no volume is skipped and a slow engine makes the clock wait
+ * (the lag is in the telemetry).
+ *
+ * Unsubscribing stops the clock and the TR in flight; the engine is not disposed here
+ * (its owner, the session, does it), so its final read-outs (maps, annotation) stay
+ * available after the stream completes.
+ */
+import { defer, of, share, tap, type Observable, type SchedulerLike } from 'rxjs';
+import type { TrState } from '../../protocol/state.ts';
+import type { CouplingEngine } from '../engine/coupling.ts';
+import { annotateEvery } from './annotationStage.ts';
+import { clockedSteps } from './clockedSteps.ts';
+import { updateCoupling } from './couplingStage.ts';
+import type { ClockCommand, ReplaySpeed } from './replayClock.ts';
+import type { ReplayInputs } from './replayInputs.ts';
+import { seekBySnapshots, SnapshotStore } from './snapshots.ts';
+import { toTrState, type PipelineTr } from './telemetry.ts';
+import { newTrWork } from './trWork.ts';
+import { attachUnitResponses } from './unitResponses.ts';
+import { readVolumes } from './volumeStage.ts';
+
+export type { PipelineTr } from './telemetry.ts';
+
+export interface PipelineOptions {
+  inputs: ReplayInputs;
+  engine: CouplingEngine;
+  /** BH false discovery rate for the per-TR significance mask. */
+  alpha: number;
+  /** Default 1; 'max' for unpaced (analyze). */
+  speed?: ReplaySpeed;
+  /** First TR emitted (earlier TRs are replayed unpaced first). Default 0. */
+  start?: number;
+  loop?: boolean;
+  paused?: boolean;
+  controls?: Observable<ClockCommand>;
+  scheduler?: SchedulerLike;
+  /** Annotate every N TRs and at the last (0: only at the last). */
+  annotateEvery: number;
+  /** Whether the engine has annotation templates. */
+  annotate: boolean;
+  /** Snapshot spacing for seeks (null: none; a jump back then replays from TR 0). */
+  snapshotEvery: number | null;
+  /** Most snapshots held at once (default 16). */
+  maxSnapshots?: number;
+  /** The TR's last movie frame as a thumbnail (absent: null in every state). */
+  frame?: (tr: number) => TrState['frame'];
+}
+
+/** The replay as an Observable of per-TR states; completes after the last TR (unless looping). */
+export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
+  return defer(() => {
+    const { inputs, engine } = o;
+    const clock: TrState['clock'] = { playing: !(o.paused ?? false), speed: o.speed ?? 1, loop: o.loop ?? false };
+    const controls = o.controls?.pipe(
+      tap((c) => {
+        if (c.type === 'play') clock.playing = true;
+        else if (c.type === 'pause') clock.playing = false;
+        else if (c.type === 'speed') clock.speed = c.speed;
+        else if (c.type === 'loop') clock.loop = c.on;
+      }),
+      share(),
+    );
+    const store = o.snapshotEvery === null ? null : new SnapshotStore(o.snapshotEvery, o.maxSnapshots ?? 16);
+    // Without a store, a jump back restores the state the pipeline started from.
+    const initial = store === null ? engine.snapshot() : null;
+    const stages = {
+      seek: seekBySnapshots({
+        engine,
+        store,
+        inputs,
+        reset: () => {
+          if (initial === null) throw new Error('unreachable: a store always holds the start state');
+          engine.restore(initial);
+        },
+      }),
+      units: attachUnitResponses(inputs),
+      volume: readVolumes(inputs.volumes),
+      coupling: updateCoupling(engine, o.alpha),
+      annotation: annotateEvery(engine, o.annotateEvery, inputs.trCount, o.annotate),
+      state: toTrState({ clock: () => ({ ...clock }), frame: o.frame }),
+    };
+    return clockedSteps(
+      {
+        trCount: inputs.trCount,
+        tr: inputs.tr,
+        speed: o.speed,
+        start: o.start,
+        loop: o.loop,
+        paused: o.paused,
+        controls,
+        scheduler: o.scheduler,
+      },
+      (tick) =>
+        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.coupling, stages.annotation, stages.state),
+    );
+  });
+}

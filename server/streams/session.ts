@@ -1,0 +1,615 @@
+/**
+ * Opening a session: from a session.json (or the same fields as command-line flags), or a
+ * synthetic preset generated in memory, to everything the pipeline needs (DESIGN.md §2):
+ * the volume source, the mask and atlas on the data grid, the CNN stage run over the
+ * movie (cnnStage.ts), the GLM design extras, the coupling engine, the `SessionInfo` the
+ * server publishes, and the ground truth when the session has one.
+ *
+ * Stated behaviours:
+ * - TR: the session's `tr`, else the BOLD header's; both present and different by more
+ *   than 1 ms is REPLAY_TR_MISMATCH unless `acceptTrMismatch` (the session's value is then
+ *   used and a warning kept); neither is REPLAY_NO_TR.
+ * - Run and movie lengths: the replay has min(volumes, TRs the movie covers) TRs (and at
+ *   most `maxTrs`); a shorter movie or run is a warning naming both lengths, not an error,
+ *   because the engine cannot couple a TR without both. A session without a movie is
+ *   SESSION_INVALID (there is nothing to couple the brain with).
+ * - Mask: the session's, else an automatic EPI mask of the run's mean.
+ * - Atlas: its regions are the brain features (and the annotation templates); without an
+ *   atlas the one feature is the global mean of the mask and annotation is off.
+ * - Movie frames: a synthetic session (preset and seed in session.json) regenerates its
+ *   procedural movie in memory, the exact frames its movie.mp4 encodes before H.264;
+ *   any other movie is decoded by ffmpeg at the model's input size.
+ * - `hrf_derivative` is not used by the pipeline (one response per unit); a warning says so.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { cpus } from 'node:os';
+import type { SessionInfo, TrState, UnitInfo } from '../../protocol/state.ts';
+import { loadSession, parseSession, type EngineSettings, type SessionConfig } from '../config.ts';
+import { SyncactError } from '../errors.ts';
+import { CouplingEngine, type CouplingEngineOptions } from '../engine/coupling.ts';
+import { cosineDriftOrder, dctRow } from '../engine/drift.ts';
+import { createExtractor } from '../engine/cnn/factory.ts';
+import type { FeatureExtractor } from '../engine/cnn/extractor.ts';
+import { validateModelSpec, type ModelSpec } from '../engine/cnn/modelSpec.ts';
+import type { UnitReductionSpec } from '../engine/cnn/unitReduction.ts';
+import type { FrameSource } from '../engine/cnn/unitSeries.ts';
+import { atlasFromLabels, denseWeights, loadAtlas, type Atlas } from '../io/atlas.ts';
+import { computeEpiMaskFromFile } from '../io/epiMask.ts';
+import { FeatureCache, movieFileHash } from '../io/featureCache.ts';
+import { loadMask, maskIndices } from '../io/mask.ts';
+import { openMovie, type MovieFrame } from '../io/movieDecoder.ts';
+import { openNifti, type NiftiImage } from '../io/nifti/read.ts';
+import type { Grid } from '../io/nifti/types.ts';
+import { PRESET_NAMES, type PresetName } from '../synth/presets.ts';
+import { createSyntheticSession, type SyntheticSession } from '../synth/session.ts';
+import { plantedAtlas } from '../synth/writeSession.ts';
+import { runCnnStage, type CnnStageResult } from './cnnStage.ts';
+import type { ReplayInputs, VolumeSource } from './replayInputs.ts';
+
+/** Where a session comes from: a session.json, flags, or both (flags win). */
+export interface SessionSource {
+  session?: string;
+  fmri?: string;
+  movie?: string;
+  mask?: string;
+  atlas?: string;
+  atlasLabels?: string;
+  tr?: number;
+  onset?: number;
+}
+
+/** How to run it: model, reduction, and the pipeline's own knobs. */
+export interface OpenOptions {
+  /** The CNN: a spec, or an extractor already made (tests). Default: the built-in model. */
+  model?: ModelSpec | FeatureExtractor;
+  /** Layers to tap (the built-in model's default: all). */
+  layers?: string[];
+  /** Frames per TR through the CNN (absent: every frame). */
+  framesPerTr?: number;
+  /** Chosen units as GLM regressors instead of PCA components. */
+  units?: number[];
+  /** Learned networks (dictionary atoms) coupled as brain features; 0: none. Default 8. */
+  networks?: number;
+  /** Replay at most this many TRs (from TR 0). */
+  maxTrs?: number;
+  acceptTrMismatch?: boolean;
+  /** Feature cache folder; null: no cache. Default `.syncact/cache` (or $SYNCACT_CACHE_DIR). */
+  cacheDir?: string | null;
+  /** GLM worker threads (default: the GLM's own choice). */
+  workers?: number;
+  /** Engine setting overrides on top of the session's (tests, bench). */
+  engine?: Partial<EngineSettings>;
+  /** Null draws for annotation p-values (default 200). */
+  annotationNulls?: number;
+  /** Progress lines (CNN frames, cache) for a terminal. */
+  log?: (message: string) => void;
+}
+
+/** Planted ground truth of a synthetic session (truth.json + truth_maps). */
+export interface SessionTruth {
+  networks: { name: string; driver: string | null; sign: 1 | -1; map: Float32Array; signal: Float64Array }[];
+  features: { name: string; drive: Float64Array }[];
+}
+
+export interface OpenedSession {
+  config: SessionConfig;
+  info: SessionInfo;
+  inputs: ReplayInputs;
+  engine: CouplingEngine;
+  settings: EngineSettings;
+  grid: Grid;
+  mask: Uint8Array;
+  /** Grid index of each masked voxel (mask order). */
+  maskIndices: Uint32Array;
+  atlas: Atlas | null;
+  cnn: CnnStageResult;
+  /** Indices among the responses of the GLM regressors (their maps). */
+  glmUnits: number[];
+  /** The learned networks coupled as features (atoms), 0 for none. */
+  networks: number;
+  annotate: boolean;
+  truth: SessionTruth | null;
+  warnings: string[];
+  /** The TR's last movie frame as a thumbnail, when frames are in memory. */
+  frame?: (tr: number) => TrState['frame'];
+  /** Open times, ms: mask, atlas, CNN stage (cnn, hrf, reduction), engine. */
+  openMs: Record<string, number>;
+  close(): Promise<void>;
+}
+
+const TR_TOLERANCE = 1e-3;
+const THUMBNAIL = 64;
+
+/** Reads session.json and/or flags into a SessionConfig. */
+export async function resolveSessionConfig(source: SessionSource): Promise<SessionConfig> {
+  let config: SessionConfig;
+  if (source.session) {
+    config = await loadSession(source.session);
+  } else {
+    if (!source.fmri) throw new SyncactError('CLI_USAGE', 'give --session FILE, or at least --fmri and --movie');
+    config = parseSession({ fmri: source.fmri }, resolve('flags.json'));
+  }
+  const abs = (p: string | undefined, cur: string | null) => (p === undefined ? cur : resolve(p));
+  return {
+    ...config,
+    fmri: abs(source.fmri, config.fmri) as string,
+    movie: abs(source.movie, config.movie),
+    mask: abs(source.mask, config.mask),
+    atlas: abs(source.atlas, config.atlas),
+    atlasLabels: abs(source.atlasLabels, config.atlasLabels),
+    tr: source.tr ?? config.tr,
+    onset: source.onset ?? config.onset,
+  };
+}
+
+/** Opens a session from files (session.json and/or flags). */
+export async function openSession(source: SessionSource, options: OpenOptions = {}): Promise<OpenedSession> {
+  const config = await resolveSessionConfig(source);
+  const settings = { ...config.engine, ...options.engine };
+  const warnings: string[] = [];
+  const openMs: Record<string, number> = {};
+  const image = await openNifti(config.fmri);
+  try {
+    const tr = pickTr(config, image, options.acceptTrMismatch ?? false, warnings);
+    let t = performance.now();
+    let mask: Uint8Array;
+    let mean: Float64Array | null = null;
+    if (config.mask) {
+      mask = await loadMask(config.mask, image.grid, { dataPath: config.fmri });
+    } else {
+      const epi = await computeEpiMaskFromFile(config.fmri);
+      mask = epi.mask;
+      mean = epi.mean;
+      warnings.push('no mask given: using an automatic EPI mask of the run mean');
+    }
+    openMs.mask = performance.now() - t;
+    t = performance.now();
+    const atlas = config.atlas ? await loadAtlas({ image: config.atlas, labels: config.atlasLabels ?? undefined, target: image.grid, mask }) : null;
+    if (atlas) warnings.push(...atlas.warnings);
+    openMs.atlas = performance.now() - t;
+
+    const synthetic = config.preset !== null && config.seed !== null && PRESET_NAMES.includes(config.preset as PresetName);
+    const synth = synthetic ? createSyntheticSession({ preset: config.preset as PresetName, seed: config.seed as number }) : null;
+    if (!config.movie && !synth) throw new SyncactError('SESSION_INVALID', 'the session names no movie: there is nothing to couple the brain with', config.path);
+    const indices = maskIndices(mask);
+    const volumes = niftiVolumes(image, indices);
+    const truth = config.truth ? await readTruth(config.truth, config.truthMaps, image.grid) : null;
+    const background = mean ? Float32Array.from(mean) : await meanOfFirst(image, 10);
+    return await assemble({
+      config,
+      settings,
+      options,
+      warnings,
+      openMs,
+      tr,
+      runLength: image.volumeCount,
+      grid: image.grid,
+      mask,
+      indices,
+      atlas,
+      volumes,
+      truth,
+      background,
+      synth,
+      name: config.preset ? `${config.preset} (seed ${config.seed})` : config.fmri,
+    });
+  } catch (e) {
+    await image.close();
+    throw e;
+  }
+}
+
+/**
+ * A synthetic preset generated in memory and streamed, never written (the hcp7t bench):
+ * volumes come from the generator, the mask and atlas are the phantom's, the truth is
+ * in memory.
+ */
+export async function openSyntheticSession(preset: PresetName, seed: number, options: OpenOptions = {}): Promise<OpenedSession> {
+  const synth = createSyntheticSession({ preset, seed });
+  const config = parseSession({ fmri: '<synthetic>', tr: synth.tr, onset: synth.onset, preset, seed }, resolve(`${preset}.synthetic.json`));
+  const settings = { ...config.engine, ...options.engine };
+  const indices = maskIndices(synth.mask);
+  const atlas = atlasFromLabels({
+    labels: plantedAtlas(synth),
+    grid: synth.grid,
+    target: synth.grid,
+    mask: synth.mask,
+    table: synth.truth.networks.map((n, i) => ({ index: i + 1, name: n.name })),
+  });
+  const volumes: VolumeSource = {
+    count: synth.nVolumes,
+    voxels: indices.length,
+    read: async (k) => {
+      const grid = synth.volume(k);
+      return Float32Array.from(indices, (g) => grid[g]);
+    },
+    close: async () => {},
+  };
+  const truth: SessionTruth = {
+    networks: synth.truth.networks.map((n) => ({ name: n.name, driver: n.driver, sign: n.sign, map: n.map, signal: n.signal })),
+    features: synth.features.names.map((name, f) => ({ name, drive: synth.truth.drives[f] })),
+  };
+  return assemble({
+    config,
+    settings,
+    options,
+    warnings: [],
+    openMs: {},
+    tr: synth.tr,
+    runLength: synth.nVolumes,
+    grid: synth.grid,
+    mask: synth.mask,
+    indices,
+    atlas,
+    volumes,
+    truth,
+    background: Float32Array.from(synth.volume(0)),
+    synth,
+    name: `${preset} (seed ${seed}, streamed)`,
+  });
+}
+
+interface Parts {
+  config: SessionConfig;
+  settings: EngineSettings;
+  options: OpenOptions;
+  warnings: string[];
+  openMs: Record<string, number>;
+  tr: number;
+  runLength: number;
+  grid: Grid;
+  mask: Uint8Array;
+  indices: Uint32Array;
+  atlas: Atlas | null;
+  volumes: VolumeSource;
+  truth: SessionTruth | null;
+  background: Float32Array;
+  synth: SyntheticSession | null;
+  name: string;
+}
+
+async function assemble(p: Parts): Promise<OpenedSession> {
+  const { config, settings, options, warnings, openMs, tr } = p;
+  const onset = config.onset;
+  let extractor: FeatureExtractor | null = null;
+  let ownsExtractor = false;
+  let movieClose: (() => Promise<void>) | null = null;
+  let engine: CouplingEngine | null = null;
+  try {
+    if (settings.hrfDerivative) warnings.push('hrf_derivative is not used by the pipeline: one HRF response per unit');
+    const made = await makeExtractor(options);
+    extractor = made.extractor;
+    ownsExtractor = made.owned;
+
+    // The movie as frames at the model's input size.
+    const movie = p.synth
+      ? { source: p.synth.movie as FrameSource, hash: `synthetic:${p.synth.preset}:${p.synth.seed}`, close: async () => {} }
+      : await movieFrames(config.movie as string, extractor);
+    movieClose = movie.close;
+    const movieTrs = Math.floor((movie.source.frameCount / movie.source.fps - onset) / tr + 1e-9);
+    let trCount = Math.min(p.runLength, movieTrs);
+    if (movieTrs < p.runLength) warnings.push(`the movie covers ${movieTrs} TRs after the onset, the run has ${p.runLength}: replaying ${trCount} TRs`);
+    else if (movieTrs > p.runLength) warnings.push(`the movie runs ${movieTrs - p.runLength} TRs past the run's ${p.runLength} volumes: those frames are not used`);
+    if (options.maxTrs !== undefined) trCount = Math.min(trCount, options.maxTrs);
+    if (trCount < 3) throw new SyncactError('REPLAY_BAD_OPTIONS', `the replay would have ${trCount} TRs; it needs at least 3 (run ${p.runLength}, movie ${movieTrs})`);
+
+    const K = Math.min(settings.regressors, trCount - 2);
+    const reduction: UnitReductionSpec = options.units ? { kind: 'units', units: options.units } : { kind: 'pca', components: K };
+    const cache = options.cacheDir === null ? null : new FeatureCache({ dir: options.cacheDir, logger: options.log });
+    let lastPct = -1;
+    const cnn = await runCnnStage({
+      extractor,
+      movie: movie.source,
+      movieHash: movie.hash,
+      tr,
+      onset,
+      nTrs: trCount,
+      binsPerTr: settings.microtimeBins,
+      hrfReference: settings.hrfReference,
+      framesPerTr: options.framesPerTr,
+      reduction,
+      cache,
+      log: options.log,
+      onProgress: (done, total) => {
+        const pct = Math.floor((100 * done) / total);
+        if (options.log && pct >= lastPct + 10) {
+          lastPct = pct;
+          options.log(`CNN ${extractor?.id}: ${done}/${total} frames`);
+        }
+      },
+    });
+    if (options.log) options.log(cnn.cacheHit ? 'CNN activations: from the feature cache' : `CNN activations: computed (${cnn.cacheMiss ?? 'no cache'})`);
+    Object.assign(openMs, cnn.stageMs);
+
+    const t = performance.now();
+    const U = cnn.units;
+    const V = p.indices.length;
+    const extrasWidth = cosineDriftOrder(trCount, tr, settings.highPassHz) + 1;
+    const extras = (k: number) => dctRow(k, trCount, tr, settings.highPassHz);
+    const regions = p.atlas ? p.atlas.names.length : 1;
+    const atlasOption: CouplingEngineOptions['atlas'] = p.atlas?.regionOfVoxel
+      ? { labelOfVoxel: p.atlas.regionOfVoxel, regions }
+      : p.atlas
+        ? { weights: p.atlas.names.map((_, r) => denseWeights(p.atlas as Atlas, r)) }
+        : { labelOfVoxel: new Int32Array(V), regions: 1 };
+    const shifts = nullShifts(settings.nulls, settings.window, trCount);
+    const networks = Math.max(0, options.networks ?? 8);
+    const layers = cnn.layout.layers.map((l, i) => ({
+      name: l.name,
+      units: Array.from({ length: l.channels }, (_, c) => cnn.layout.offsets[i] + c),
+    }));
+    const annotate = p.atlas !== null;
+    engine = new CouplingEngine({
+      voxels: V,
+      units: U + cnn.reducer.k,
+      glmUnits: cnn.glmUnits,
+      extras: extrasWidth,
+      glm: { forgetting: settings.forgetting, workers: options.workers ?? defaultWorkers(V) },
+      atlas: atlasOption,
+      sliding: {
+        window: settings.window,
+        weighting: settings.windowKind === 'rectangular' ? { kind: 'rectangular' } : { kind: 'exponential', halfLife: settings.window / 2 },
+        nulls: shifts > 0 ? { shifts, seed: config.seed ?? 0, pool: 'all' } : undefined,
+      },
+      dictionary: networks > 0 ? { atoms: networks, couple: true, alpha: 1, updateEvery: V > 100_000 ? 5 : 1, seed: 0 } : undefined,
+      layers,
+      ckaForgetting: 1,
+      annotation: annotate
+        ? {
+            templates: (p.atlas as Atlas).names.map((_, r) => denseWeights(p.atlas as Atlas, r)),
+            names: (p.atlas as Atlas).names,
+            topFraction: settings.annotationTop,
+            nulls: options.annotationNulls ?? 200,
+            seed: 3,
+            grid: { dims: p.grid.dims, voxelIndex: Int32Array.from(p.indices) },
+          }
+        : undefined,
+    });
+    openMs.engine = performance.now() - t;
+
+    const featureNames = [...(p.atlas ? p.atlas.names : ['global']), ...Array.from({ length: networks }, (_, j) => `network_${j + 1}`)];
+    const units: UnitInfo[] = [];
+    cnn.layout.layers.forEach((l, i) => {
+      for (let c = 0; c < l.channels; c++) units.push({ index: cnn.layout.offsets[i] + c, layer: l.name, channel: c });
+    });
+    cnn.regressorNames.forEach((_, j) => units.push({ index: U + j, layer: cnn.reducer.kind === 'pca' ? 'pca' : 'regressor', channel: j }));
+    const info: SessionInfo = {
+      version: 1,
+      name: p.name,
+      tr,
+      trCount,
+      onset,
+      model: { id: extractor.id, backend: extractor.backend },
+      layers: cnn.layout.layers.map((l) => ({ name: l.name, channels: l.channels })),
+      units,
+      features: featureNames,
+      grid: { dims: p.grid.dims, affine: p.grid.affine },
+      maskIndices: p.indices,
+      background: p.background,
+      regressors: cnn.regressorNames,
+    };
+    const inputs: ReplayInputs = { trCount, tr, responses: cnn.responses, extras, volumes: p.volumes };
+    const built = engine;
+    const ex = extractor;
+    const owned = ownsExtractor;
+    const closeMovie = movieClose;
+    return {
+      config,
+      info,
+      inputs,
+      engine: built,
+      settings,
+      grid: p.grid,
+      mask: p.mask,
+      maskIndices: p.indices,
+      atlas: p.atlas,
+      cnn,
+      glmUnits: cnn.glmUnits,
+      networks,
+      annotate,
+      truth: p.truth,
+      warnings,
+      frame: p.synth ? syntheticThumbnails(p.synth, tr, onset) : undefined,
+      openMs,
+      async close() {
+        built.dispose();
+        await p.volumes.close();
+        await closeMovie();
+        if (owned) await ex.dispose();
+      },
+    };
+  } catch (e) {
+    engine?.dispose();
+    await p.volumes.close();
+    await movieClose?.();
+    if (extractor && ownsExtractor) await extractor.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Lagged-null count: the session's `nulls`, capped so every null is ready within the first
+ * third of the run (lags come from [W, W + 2S − 1] and need W TRs of history), since the
+ * significance of a short run would otherwise rest on its last few TRs only.
+ */
+export function nullShifts(nulls: number, window: number, trCount: number): number {
+  const cap = Math.floor((trCount / 3 - 2 * window + 1) / 2);
+  return Math.max(0, Math.min(nulls, cap));
+}
+
+/** TRs from which every lagged null is ready (significance is undefined before). */
+export function nullsReadyAt(shifts: number, window: number): number {
+  return shifts > 0 ? window + 2 * shifts - 1 + window - 1 : Infinity;
+}
+
+function defaultWorkers(voxels: number): number | undefined {
+  return voxels >= 20_000 && cpus().length >= 2 ? undefined : 0;
+}
+
+function pickTr(config: SessionConfig, image: NiftiImage, accept: boolean, warnings: string[]): number {
+  const header = image.header.tr;
+  if (config.tr !== null && header !== null && Math.abs(config.tr - header) > TR_TOLERANCE) {
+    const msg = `the session says TR ${config.tr} s, the BOLD header says ${header} s`;
+    if (!accept) throw new SyncactError('REPLAY_TR_MISMATCH', `${msg}; fix one, or pass --accept-tr to use the session's`, config.fmri);
+    warnings.push(`${msg}: using ${config.tr} s`);
+  }
+  const tr = config.tr ?? header;
+  if (tr === null) throw new SyncactError('REPLAY_NO_TR', 'neither the session nor the BOLD header gives a TR; pass --tr SECONDS', config.fmri);
+  return tr;
+}
+
+async function makeExtractor(options: OpenOptions): Promise<{ extractor: FeatureExtractor; owned: boolean }> {
+  const m = options.model;
+  if (m && 'extract' in m) return { extractor: m, owned: false };
+  const spec = validateModelSpec(m ?? { kind: 'builtin' });
+  const layers = options.layers ?? ('layers' in spec ? spec.layers : undefined);
+  return { extractor: await createExtractor(layers ? { ...spec, layers } : spec), owned: true };
+}
+
+/**
+ * A movie file as a FrameSource at the extractor's input size. Frames are asked for in
+ * increasing order by the CNN stage; the decoder streams forward and restarts only when
+ * an earlier frame is asked for.
+ */
+async function movieFrames(path: string, extractor: FeatureExtractor): Promise<{ source: FrameSource; hash: string; close: () => Promise<void> }> {
+  const movie = await openMovie(path);
+  const { width, height } = extractor.preprocessing;
+  const size = { width: width + (width % 2), height: height + (height % 2) };
+  let it: AsyncIterator<MovieFrame> | null = null;
+  let next = 0;
+  const stop = async () => {
+    await it?.return?.();
+    it = null;
+  };
+  const source: FrameSource = {
+    width: size.width,
+    height: size.height,
+    fps: movie.info.fps,
+    frameCount: movie.info.frameCount,
+    async frame(i: number) {
+      if (it === null || i < next) {
+        await stop();
+        it = movie.frames({ start: i, ...size })[Symbol.asyncIterator]();
+        next = i;
+      }
+      for (;;) {
+        const r = await it.next();
+        if (r.done) throw new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.info.frameCount} frames)`, path);
+        next = r.value.index + 1;
+        if (r.value.index === i) return r.value.rgb;
+      }
+    },
+  };
+  return { source, hash: await movieFileHash(path), close: stop };
+}
+
+/** Masked volumes from a 4D NIfTI: sequential reads stream, a jump back restarts the stream. */
+function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
+  let it: AsyncIterator<{ index: number; data: Float32Array }> | null = null;
+  let next = 0;
+  const stop = async () => {
+    await it?.return?.();
+    it = null;
+  };
+  return {
+    count: image.volumeCount,
+    voxels: indices.length,
+    async read(k) {
+      if (!Number.isInteger(k) || k < 0 || k >= image.volumeCount) {
+        throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path);
+      }
+      if (it === null || k < next) {
+        await stop();
+        it = image.volumes({ start: k })[Symbol.asyncIterator]();
+        next = k;
+      }
+      for (;;) {
+        const r = await it.next();
+        if (r.done) throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} could not be read`, image.path);
+        next = r.value.index + 1;
+        if (r.value.index === k) {
+          const d = r.value.data;
+          return Float32Array.from(indices, (g) => d[g]);
+        }
+      }
+    },
+    async close() {
+      await stop();
+      await image.close();
+    },
+  };
+}
+
+async function meanOfFirst(image: NiftiImage, n: number): Promise<Float32Array> {
+  const out = new Float64Array(image.voxelsPerVolume);
+  let count = 0;
+  for await (const { data } of image.volumes({ end: Math.min(n, image.volumeCount) })) {
+    for (let i = 0; i < out.length; i++) out[i] += data[i];
+    count++;
+  }
+  return Float32Array.from(out, (v) => v / Math.max(1, count));
+}
+
+/** truth.json (networks with drivers, signs and signals; feature drives) and the planted maps. */
+export async function readTruth(truthPath: string, mapsPath: string | null, grid: Grid): Promise<SessionTruth> {
+  let json: {
+    networks?: { name: string; driver: string | null; sign: number; signal: number[] }[];
+    features?: { name: string; drive: number[] }[];
+  };
+  try {
+    json = JSON.parse(await readFile(truthPath, 'utf8'));
+  } catch (e) {
+    throw new SyncactError('SESSION_INVALID', `cannot read the ground truth: ${(e as Error).message}`, truthPath);
+  }
+  if (!Array.isArray(json.networks) || !Array.isArray(json.features)) {
+    throw new SyncactError('SESSION_INVALID', 'ground truth has no "networks" or "features" list', truthPath);
+  }
+  const n = grid.dims[0] * grid.dims[1] * grid.dims[2];
+  const maps: Float32Array[] = [];
+  if (mapsPath) {
+    const img = await openNifti(mapsPath);
+    try {
+      if (img.voxelsPerVolume !== n || img.volumeCount !== json.networks.length) {
+        throw new SyncactError('SESSION_INVALID', `planted maps are ${img.header.dims.join('×')}, expected ${grid.dims.join('×')}×${json.networks.length}`, mapsPath);
+      }
+      for await (const { data } of img.volumes()) maps.push(data);
+    } finally {
+      await img.close();
+    }
+  }
+  return {
+    networks: json.networks.map((x, i) => ({
+      name: x.name,
+      driver: x.driver,
+      sign: x.sign < 0 ? -1 : 1,
+      map: maps[i] ?? new Float32Array(n),
+      signal: Float64Array.from(x.signal),
+    })),
+    features: json.features.map((f) => ({ name: f.name, drive: Float64Array.from(f.drive) })),
+  };
+}
+
+/** The TR's last movie frame, box-downsampled to at most 64 px on its long side. */
+function syntheticThumbnails(s: SyntheticSession, tr: number, onset: number): (k: number) => TrState['frame'] {
+  const m = s.movie;
+  const step = Math.max(1, Math.ceil(Math.max(m.width, m.height) / THUMBNAIL));
+  const w = Math.floor(m.width / step);
+  const h = Math.floor(m.height / step);
+  return (k) => {
+    const i = Math.ceil((onset + (k + 1) * tr) * m.fps) - 1;
+    if (i < 0 || i >= m.frameCount) return null;
+    const src = m.frame(i);
+    const rgb = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let c = 0; c < 3; c++) {
+          let sum = 0;
+          for (let dy = 0; dy < step; dy++) for (let dx = 0; dx < step; dx++) sum += src[((y * step + dy) * m.width + x * step + dx) * 3 + c];
+          rgb[(y * w + x) * 3 + c] = Math.round(sum / (step * step));
+        }
+      }
+    }
+    return { width: w, height: h, rgb };
+  };
+}
