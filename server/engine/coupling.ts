@@ -63,6 +63,21 @@ export interface CouplingEngineOptions {
   ckaForgetting?: number;
   /** Template networks for on-demand annotation (over the same V voxels). */
   annotation?: AnnotationOptions;
+  /**
+   * A clock (e.g. `performance.now`) for profiling: when given, `stageTimes()` reports how
+   * long each stage of the last update took. The engine never reads a clock of its own
+   * (its results do not depend on time), so this is injected, like a scheduler.
+   */
+  clock?: () => number;
+}
+
+/** Time each stage of the last update took, in the injected clock's units (0 without a clock). */
+export interface CouplingStageTimes {
+  glm: number;
+  features: number;
+  dictionary: number;
+  sliding: number;
+  cka: number;
 }
 
 /** One TR of input. Not modified, not kept. */
@@ -134,6 +149,8 @@ export class CouplingEngine implements Estimator {
   private readonly zscored: Float64Array | null;
   private readonly layerScratch: Float64Array[];
   private trs = 0;
+  private readonly clock: (() => number) | null;
+  private readonly times: CouplingStageTimes = { glm: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 };
 
   constructor(o: CouplingEngineOptions) {
     const { voxels, units, extras } = o;
@@ -177,6 +194,7 @@ export class CouplingEngine implements Estimator {
     this.layers = layers.map((l, i) => indexList(`layers[${i}].units`, l.units, units));
     this.layerScratch = this.layers.map((l) => new Float64Array(l.length));
     this.annotation = o.annotation ?? null;
+    this.clock = o.clock ?? null;
     if (this.annotation) {
       for (const [j, t] of this.annotation.templates.entries()) {
         if (t.length !== voxels) throw bad(`annotation template ${j} has ${t.length} voxels, the volumes have ${voxels}`);
@@ -209,6 +227,11 @@ export class CouplingEngine implements Estimator {
     return this.sliding.resyncDrift;
   }
 
+  /** How long each stage of the last update took (all 0 without `clock`). */
+  stageTimes(): CouplingStageTimes {
+    return { ...this.times };
+  }
+
   /** Adds one TR. See the file comment for what is rejected and what is tolerated. */
   update(input: CouplingInput): void {
     const { units, extras, volume } = input;
@@ -221,27 +244,41 @@ export class CouplingEngine implements Estimator {
     for (let j = 0; j < extras.length; j++) {
       if (!Number.isFinite(extras[j])) throw bad(`design extra ${j} is ${extras[j]} at TR ${this.trs} (the design must be finite)`);
     }
+    const clock = this.clock;
+    const times = this.times;
+    let t0 = clock ? clock() : 0;
+    const lap = (stage: keyof CouplingStageTimes) => {
+      if (!clock) return;
+      const t1 = clock();
+      times[stage] = t1 - t0;
+      t0 = t1;
+    };
     const x = this.design;
     const K = this.glmUnits.length;
     for (let c = 0; c < K; c++) x[c] = units[this.glmUnits[c]];
     x.set(extras, K);
     this.glm.update(x, volume);
+    lap('glm');
 
     this.atlas.extract(volume, this.regionValues);
     this.featureValues.set(this.regionValues);
+    lap('features');
     if (this.dictionary && this.standardizer && this.zscored) {
       this.standardizer.update(volume);
       this.standardizer.transform(volume, this.zscored);
       this.codeValues.set(this.dictionary.update(this.zscored));
       if (this.coupleCodes) this.featureValues.set(this.codeValues, this.regionValues.length);
     }
+    lap('dictionary');
     this.sliding.update(units, this.featureValues);
+    lap('sliding');
     for (let l = 0; l < this.layers.length; l++) {
       const idx = this.layers[l];
       const xs = this.layerScratch[l];
       for (let i = 0; i < idx.length; i++) xs[i] = units[idx[i]];
       this.ckas[l].update(xs, this.featureValues);
     }
+    lap('cka');
     this.trs++;
   }
 

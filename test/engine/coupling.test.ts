@@ -211,6 +211,22 @@ describe('CouplingEngine wiring equals its parts', () => {
   });
 });
 
+describe('CouplingEngine stage times', () => {
+  it('reports each stage of the last update from the injected clock, and zeros without one', () => {
+    const data = makeData(6);
+    // A fake clock that advances 1 per reading, so each stage takes exactly 1 unit.
+    let now = 0;
+    const e = new CouplingEngine({ ...options(), clock: () => now++ });
+    feed(e, data, 0, 3);
+    expect(e.stageTimes()).toEqual({ glm: 1, features: 1, dictionary: 1, sliding: 1, cka: 1 });
+    const plain = new CouplingEngine(options());
+    feed(plain, data, 0, 3);
+    expect(plain.stageTimes()).toEqual({ glm: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 });
+    // The clock changes nothing else.
+    expect(readouts(e)).toEqual(readouts(plain));
+  });
+});
+
 describe('CouplingEngine on degenerate volumes', () => {
   it('constant, NaN and emptied voxels never throw; they read NaN where undefined and leave the rest as a clean run', () => {
     const data = makeData(4);
