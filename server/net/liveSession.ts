@@ -1,0 +1,24 @@
+/**
+ * What the server needs from a running replay: its static description, the per-TR state
+ * stream, the annotation table stream, maps on demand, and a way to steer it. The
+ * pipeline (server/streams) implements this; the server only reads and forwards, so it
+ * can never hold the pipeline back (a slow client is coalesced inside the server).
+ */
+import type { Observable } from 'rxjs';
+import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
+import type { AnnotationRow, BrainMap, SessionInfo, TrState } from '../../protocol/state.ts';
+
+export interface LiveSession {
+  info: SessionInfo;
+  /**
+   * One value per processed TR (hot: the server subscribes once and keeps the latest).
+   * An error is reported to clients as a `fault`; completion as `end`. The server stays up.
+   */
+  state$: Observable<TrState>;
+  /** The annotation table whenever it is recomputed. */
+  annotations$: Observable<AnnotationRow[]>;
+  /** The current map of a unit (t or beta) or a network; undefined when not available yet. */
+  map(kind: MapKind, index: number): BrainMap | undefined;
+  /** Applies a validated control command; throws SyncactError to refuse it. */
+  control(command: ControlCommand): void;
+}
