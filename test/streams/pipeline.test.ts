@@ -10,7 +10,7 @@ import { runPipeline, type PipelineTr } from '../../server/streams/pipeline.ts';
 import type { OpenedSession } from '../../server/streams/session.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { batchWindowCorrelation } from '../../server/engine/slidingCorrelation.ts';
-import { openTiny } from './pipelineFixtures.ts';
+import { openTiny, stateValues } from './pipelineFixtures.ts';
 
 const opened: OpenedSession[] = [];
 afterEach(async () => {
@@ -36,23 +36,6 @@ function run(s: OpenedSession, speed: number | 'max'): Promise<PipelineTr[]> {
       frame: s.frame,
     }).pipe(toArray()),
   );
-}
-
-/** Everything in a state except what depends on wall time (telemetry) and the clock's settings. */
-export function stateValues(t: PipelineTr) {
-  const s = t.state;
-  return {
-    tr: s.tr,
-    time: s.time,
-    unitResponses: Array.from(s.unitResponses),
-    features: Array.from(s.features),
-    coupling: Array.from(s.coupling),
-    couplingQ: Array.from(s.couplingQ),
-    significant: Array.from(s.significant),
-    cka: Array.from(s.cka),
-    frame: s.frame ? Array.from(s.frame.rgb) : null,
-    annotations: t.annotations,
-  };
 }
 
 describe('pipeline', () => {

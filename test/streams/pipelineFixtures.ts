@@ -4,6 +4,7 @@
  * in two "layers"), and a tiny synthetic session opened in memory with it.
  */
 import type { FeatureExtractor, FrameBatch, LayerActivations } from '../../server/engine/cnn/extractor.ts';
+import type { PipelineTr } from '../../server/streams/pipeline.ts';
 import { openSyntheticSession, type OpenOptions, type OpenedSession } from '../../server/streams/session.ts';
 
 export function fakeExtractor(): FeatureExtractor {
@@ -61,4 +62,21 @@ export function openTiny(options: OpenOptions = {}): Promise<OpenedSession> {
     engine: { regressors: 3, window: 10, nulls: 8, snapshotEvery: 4 },
     ...options,
   });
+}
+
+/** Everything in a state except what depends on wall time (telemetry) and the clock's settings. */
+export function stateValues(t: PipelineTr) {
+  const s = t.state;
+  return {
+    tr: s.tr,
+    time: s.time,
+    unitResponses: Array.from(s.unitResponses),
+    features: Array.from(s.features),
+    coupling: Array.from(s.coupling),
+    couplingQ: Array.from(s.couplingQ),
+    significant: Array.from(s.significant),
+    cka: Array.from(s.cka),
+    frame: s.frame ? Array.from(s.frame.rgb) : null,
+    annotations: t.annotations,
+  };
 }
