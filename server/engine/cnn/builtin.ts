@@ -132,7 +132,7 @@ export async function createBuiltinExtractor(options: BuiltinOptions = {}): Prom
       disposed = true;
       previousGrey?.dispose();
       previousGrey = null;
-      tf.dispose([filters.s1, filters.quadrature, prototypes]);
+      tf.dispose([...filters.s1, filters.even, filters.odd, prototypes]);
     },
   };
 }

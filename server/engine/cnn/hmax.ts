@@ -5,12 +5,14 @@
  *
  * Input: RGB in [0, 1], [N, 128, 128, 3]. Grey = mean of R, G, B (equal weights, so a
  * red–green shift that keeps R + G fixed leaves grey unchanged and the colour and
- * luminance units stay separate). Layers, each channel one unit:
- * - s1  |conv| of grey with even Gabors (gabor.ts) at 4 orientations × 2 sizes (7 and 11 px,
- *       λ 3.5 and 5.6 px) on a 4-level image pyramid (128, 64, 32, 16 px; 2×2 box
- *       averaging), so 8 spatial-frequency bands with periods 3.5 … 45 px at input
- *       resolution. 'valid' convolution: a zero-padded border would be an edge whose
- *       strength is the frame's luminance. 32 channels, level-major then size then orientation.
+ * luminance units stay separate). The form units (s1 … c2), contrast and motion see grey
+ * minus the frame's mean grey: luminance is its own unit, not a hidden factor in the others
+ * (and the zero padding of the 'same' convolutions is then no luminance edge).
+ * Layers, each channel one unit:
+ * - s1  |conv| of centred grey with even Gabors (gabor.ts) at 4 orientations × 2 sizes
+ *       (7 and 11 px, λ 3.5 and 5.6 px) on a 4-level image pyramid (128, 64, 32, 16 px; 2×2
+ *       box averaging), so 8 spatial-frequency bands with periods 3.5 … 45 px at input
+ *       resolution. 32 channels, level-major then size then orientation.
  * - c1  max over the two sizes of a level (adjacent scales) and over 4×4 positions
  *       (stride 2): 16 channels, level-major then orientation.
  * - s2  per level, the similarity of every 3×3×4 C1 patch to each of 16 prototypes, as the
@@ -38,8 +40,8 @@ export const HMAX_INPUT = 128;
 export const ORIENTATIONS_DEG = [0, 45, 90, 135] as const;
 export const S1_SIZES = [7, 11] as const;
 export const LEVELS = 4;
-/** Side of the zero-padded window all S1 kernels share (the largest size). */
-const S1_SIDE = 11;
+/** Size of the motion quadrature Gabors. */
+const MOTION_SIZE = 11;
 const C1_POOL = 4;
 const C1_STRIDE = 2;
 export const S2_PATCH = 3;
@@ -60,22 +62,28 @@ export interface FlopCounter {
 
 /** The fixed filters: S1 even Gabors (sizes × orientations) and the motion quadrature pair. */
 export interface HmaxFilters {
-  /** [11, 11, 1, 8]: size 7 then size 11, each at the 4 orientations. */
-  s1: tf.Tensor4D;
-  /** [11, 11, 1, 8]: even then odd, size 11, at the 4 orientations. */
-  quadrature: tf.Tensor4D;
+  /** Per S1 size (7, 11), [size, size, 1, 4]: the 4 orientations. */
+  s1: tf.Tensor4D[];
+  /** The motion quadrature pair, size 11, [11, 11, 1, 4] each: even (cosine) and odd (sine). */
+  even: tf.Tensor4D;
+  odd: tf.Tensor4D;
 }
 
 const rad = (deg: number) => (deg * Math.PI) / 180;
 
 export function createHmaxFilters(): HmaxFilters {
-  const s1 = S1_SIZES.flatMap((size) => ORIENTATIONS_DEG.map((o) => ({ size, values: gaborKernel(serreGabor(size, rad(o))) })));
-  const quad = [0, -Math.PI / 2].flatMap((phase) =>
-    ORIENTATIONS_DEG.map((o) => ({ size: S1_SIDE, values: gaborKernel(serreGabor(S1_SIDE, rad(o), phase)) })),
-  );
+  const s1 = S1_SIZES.map((size) => {
+    const bank = ORIENTATIONS_DEG.map((o) => ({ size, values: gaborKernel(serreGabor(size, rad(o))) }));
+    return tf.tensor4d(filterBank(bank, size), [size, size, 1, bank.length]);
+  });
+  const [even, odd] = [0, -Math.PI / 2].map((phase) => {
+    const bank = ORIENTATIONS_DEG.map((o) => ({ size: MOTION_SIZE, values: gaborKernel(serreGabor(MOTION_SIZE, rad(o), phase)) }));
+    return tf.tensor4d(filterBank(bank, MOTION_SIZE), [MOTION_SIZE, MOTION_SIZE, 1, bank.length]);
+  });
   return {
-    s1: tf.tensor4d(filterBank(s1, S1_SIDE), [S1_SIDE, S1_SIDE, 1, s1.length]),
-    quadrature: tf.tensor4d(filterBank(quad, S1_SIDE), [S1_SIDE, S1_SIDE, 1, quad.length]),
+    s1,
+    even,
+    odd,
   };
 }
 
@@ -94,8 +102,8 @@ export function hmaxChannelNames(prototypes: number): Record<HmaxLayer, string[]
 }
 
 // Op wrappers that also count FLOPs from the shapes they see.
-function conv(x: tf.Tensor4D, w: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
-  const y = tf.conv2d(x, w, 1, 'valid');
+function conv(x: tf.Tensor4D, w: tf.Tensor4D, pad: 'valid' | 'same', c?: FlopCounter): tf.Tensor4D {
+  const y = tf.conv2d(x, w, 1, pad);
   if (c) c.flops += 2 * y.size * w.shape[0] * w.shape[1] * w.shape[2];
   return y;
 }
@@ -115,9 +123,14 @@ function spatial(x: tf.Tensor4D, pooling: Pooling, c?: FlopCounter): tf.Tensor2D
   return pooling === 'max' ? tf.max(x, [1, 2]) : tf.mean(x, [1, 2]);
 }
 
-/** Grey (mean of R, G, B), [N, H, W, 1]. */
+/** Grey (mean of R, G, B), [N, H, W, 1], as a 1×1 convolution (faster than a channel mean in wasm). */
 export function toGrey(rgb: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
-  return ew(tf.mean(rgb, 3, true), 1, c);
+  return conv(rgb, tf.tensor4d([1 / 3, 1 / 3, 1 / 3], [1, 1, 3, 1]), 'valid', c);
+}
+
+/** Grey minus each frame's mean grey: what S1, contrast and motion see (luminance is not structure). */
+export function centreFrames(grey: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
+  return ew(tf.sub(grey, tf.mean(grey, [1, 2, 3], true)) as tf.Tensor4D, 2, c);
 }
 
 /** The grey image and its 2×2 box-averaged reductions, finest first. */
@@ -127,16 +140,19 @@ export function greyPyramid(grey: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D[] {
   return levels;
 }
 
-/** S1 (|even Gabor|, 8 channels) and C1 (4 orientations) at every pyramid level. */
-export function s1c1(pyramid: tf.Tensor4D[], f: HmaxFilters, c?: FlopCounter): { s1: tf.Tensor4D[]; c1: tf.Tensor4D[] } {
-  const s1: tf.Tensor4D[] = [];
+/**
+ * S1 (|even Gabor|, per size a [N, h, w, 4] map) and C1 (4 orientations) at every level of
+ * a pyramid of mean-centred grey. 'same' convolutions, so both sizes have the same centres;
+ * the zero padding equals the frame's mean grey, so the border is no edge of luminance.
+ */
+export function s1c1(pyramid: tf.Tensor4D[], f: HmaxFilters, c?: FlopCounter): { s1: tf.Tensor4D[][]; c1: tf.Tensor4D[] } {
+  const s1: tf.Tensor4D[][] = [];
   const c1: tf.Tensor4D[] = [];
   for (const g of pyramid) {
-    const s = ew(tf.abs(conv(g, f.s1, c)), 1, c);
-    const [n, h, w] = s.shape;
-    // Channels are size-major: [.., 2 sizes, 4 orientations]; max over the sizes.
-    const band = ew(tf.max(tf.reshape(s, [n, h, w, S1_SIZES.length, ORIENTATIONS_DEG.length]), 3) as tf.Tensor4D, 1, c);
-    s1.push(s);
+    const maps = f.s1.map((k) => ew(tf.abs(conv(g, k, 'same', c)), 1, c));
+    // C1: max over the adjacent sizes, then over positions.
+    const band = maps.slice(1).reduce((a, b) => ew(tf.maximum(a, b), 1, c), maps[0]);
+    s1.push(maps);
     c1.push(pool('max', band, C1_POOL, C1_STRIDE, 'same', c));
   }
   return { s1, c1 };
@@ -144,20 +160,19 @@ export function s1c1(pyramid: tf.Tensor4D[], f: HmaxFilters, c?: FlopCounter): {
 
 /** S2 maps of one C1 level: normalised dot product with each unit-norm prototype. */
 function s2Level(c1: tf.Tensor4D, prototypes: tf.Tensor4D, ones: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
-  const dot = conv(c1, prototypes, c);
-  const energy = conv(ew(tf.square(c1), 1, c), ones, c);
+  const dot = conv(c1, prototypes, 'valid', c);
+  const energy = conv(ew(tf.square(c1), 1, c), ones, 'valid', c);
   const norm = ew(tf.sqrt(tf.add(energy, S2_EPSILON * S2_EPSILON)), 2, c);
   return ew(tf.div(dot, norm), 1, c);
 }
 
 /** Colour-opponent and luminance/contrast maps pooled: [N, 4]. */
-function colorChannels(rgb: tf.Tensor4D, grey: tf.Tensor4D, pooling: Pooling, c?: FlopCounter): tf.Tensor2D {
-  // Centre each frame first so E[x²] − E[x]² does not cancel catastrophically in float32.
-  const centred = ew(tf.sub(grey, tf.mean(grey, [1, 2, 3], true)) as tf.Tensor4D, 2, c);
+function colorChannels(rgb: tf.Tensor4D, grey: tf.Tensor4D, centred: tf.Tensor4D, pooling: Pooling, c?: FlopCounter): tf.Tensor2D {
+  // Centred frames, so E[x²] − E[x]² does not cancel catastrophically in float32.
   const m = pool('avg', centred, CONTRAST_WINDOW, CONTRAST_STRIDE, 'valid', c);
   const m2 = pool('avg', ew(tf.square(centred) as tf.Tensor4D, 1, c), CONTRAST_WINDOW, CONTRAST_STRIDE, 'valid', c);
   const std = ew(tf.sqrt(tf.relu(tf.sub(m2, tf.square(m)))) as tf.Tensor4D, 4, c);
-  const opponent = ew(tf.conv2d(rgb, tf.tensor4d([1, -0.5, -1, -0.5, 0, 1], [1, 1, 3, 2]), 1, 'valid'), 6, c);
+  const opponent = conv(rgb, tf.tensor4d([1, -0.5, -1, -0.5, 0, 1], [1, 1, 3, 2]), 'valid', c);
   return tf.concat([spatial(grey, pooling, c), spatial(std, pooling, c), spatial(opponent, pooling, c)], 1);
 }
 
@@ -173,11 +188,9 @@ function motionChannels(grey: tf.Tensor4D, previous: tf.Tensor4D | null, f: Hmax
   // Level MOTION_LEVEL of the pyramid, for all N + 1 frames.
   let coarse = all;
   for (let l = 0; l < MOTION_LEVEL; l++) coarse = pool('avg', coarse, 2, 2, 'valid', c);
-  const z = conv(coarse, f.quadrature, c);
-  const [, h, w] = z.shape;
-  const k = ORIENTATIONS_DEG.length;
-  const even = tf.slice(z, [0, 0, 0, 0], [n + 1, h, w, k]);
-  const odd = tf.slice(z, [0, 0, 0, k], [n + 1, h, w, k]);
+  const even = conv(coarse, f.even, 'valid', c);
+  const odd = conv(coarse, f.odd, 'valid', c);
+  const [, h, w, k] = even.shape;
   const eNow = tf.slice(even, 1, n);
   const oNow = tf.slice(odd, 1, n);
   const ePrev = tf.slice(even, 0, n);
@@ -209,17 +222,18 @@ export function hmaxForward(x: HmaxInputs): { layers: Record<HmaxLayer, tf.Tenso
   const { rgb, filters, prototypes, pooling, flops: c } = x;
   const n = rgb.shape[0];
   const grey = toGrey(rgb, c);
-  const { s1, c1 } = s1c1(greyPyramid(grey, c), filters, c);
+  const centred = centreFrames(grey, c);
+  const { s1, c1 } = s1c1(greyPyramid(centred, c), filters, c);
   const ones = tf.ones([S2_PATCH, S2_PATCH, ORIENTATIONS_DEG.length, 1]) as tf.Tensor4D;
   const s2 = c1.map((level) => s2Level(level, prototypes, ones, c));
   const s2Max = s2.map((m) => tf.max(m, [1, 2]) as tf.Tensor2D);
   const layers: Record<HmaxLayer, tf.Tensor2D> = {
-    s1: tf.concat(s1.map((m) => spatial(m, pooling, c)), 1),
+    s1: tf.concat(s1.flatMap((sizes) => sizes.map((m) => spatial(m, pooling, c))), 1),
     c1: tf.concat(c1.map((m) => spatial(m, pooling, c)), 1),
     s2: tf.concat(s2.map((m) => spatial(m, pooling, c)), 1),
     c2: ew(tf.max(tf.stack(s2Max, 0), 0) as tf.Tensor2D, s2Max.length, c),
-    color: colorChannels(rgb, grey, pooling, c),
-    motion: motionChannels(grey, x.previousGrey, filters, pooling, c),
+    color: colorChannels(rgb, grey, centred, pooling, c),
+    motion: motionChannels(centred, x.previousGrey, filters, pooling, c),
   };
-  return { layers, lastGrey: tf.slice(grey, n - 1, 1) };
+  return { layers, lastGrey: tf.slice(centred, n - 1, 1) };
 }

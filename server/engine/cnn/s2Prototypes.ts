@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRng, type Rng } from '../random.ts';
-import { HMAX_INPUT, LEVELS, ORIENTATIONS_DEG, S2_PATCH, greyPyramid, s1c1, type HmaxFilters } from './hmax.ts';
+import { HMAX_INPUT, LEVELS, ORIENTATIONS_DEG, S2_PATCH, centreFrames, greyPyramid, s1c1, type HmaxFilters } from './hmax.ts';
 
 export const STIMULUS_KINDS = ['grating', 'bar', 'cross', 'corner'] as const;
 export type StimulusKind = (typeof STIMULUS_KINDS)[number];
@@ -88,7 +88,7 @@ export function imprintPrototypes(filters: HmaxFilters, count: number, seed: num
   const weights = new Float32Array(size * count);
   const images = new Float32Array(count * n * n);
   stimuli.forEach((s, k) => images.set(s.pixels, k * n * n));
-  const c1 = tf.tidy(() => s1c1(greyPyramid(tf.tensor4d(images, [count, n, n, 1])), filters).c1);
+  const c1 = tf.tidy(() => s1c1(greyPyramid(centreFrames(tf.tensor4d(images, [count, n, n, 1]))), filters).c1);
   try {
     stimuli.forEach((s, k) => {
       const level = c1[s.level];
