@@ -296,6 +296,54 @@ export function frameTime(source: Pick<FrameSource, 'fps' | 'time'>, i: number):
   return source.time ? source.time(i) : i / source.fps;
 }
 
+/**
+ * A FrameSource over a decoder that streams frames forward (ffmpeg, `MovieFile.frames`):
+ * `frame(i)` reads on from the current position, skipping frames not asked for; asking for
+ * an earlier frame restarts the stream at it. The drivers ask in increasing order, so a whole
+ * movie costs one decode pass, subsampled or not. `close()` ends the stream.
+ * @param open starts a stream of frames from frame `start` on, in order
+ */
+export function forwardFrameSource(
+  info: { width: number; height: number; fps: number; frameCount: number },
+  open: (start: number) => AsyncIterable<{ index: number; rgb: Uint8Array }>,
+): FrameSource & { close(): Promise<void> } {
+  let it: AsyncIterator<{ index: number; rgb: Uint8Array }> | null = null;
+  /** Index of the frame the open stream yields next. */
+  let pos = 0;
+  const close = async () => {
+    const old = it;
+    it = null;
+    await old?.return?.();
+  };
+  return {
+    width: info.width,
+    height: info.height,
+    fps: info.fps,
+    frameCount: info.frameCount,
+    close,
+    async frame(i: number): Promise<Uint8Array> {
+      if (!Number.isInteger(i) || i < 0 || i >= info.frameCount) {
+        throw new SyncactError('ENGINE_BAD_INPUT', `frame source: frame ${i} is outside 0..${info.frameCount - 1}`);
+      }
+      if (!it || i < pos) {
+        await close();
+        it = open(i)[Symbol.asyncIterator]();
+        pos = i;
+      }
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          it = null;
+          throw new SyncactError('ENGINE_BAD_INPUT', `frame source: the stream ended before frame ${i} (the movie has ${pos} frames or fewer)`);
+        }
+        pos = r.value.index + 1;
+        if (r.value.index === i) return r.value.rgb;
+        if (r.value.index > i) throw new SyncactError('ENGINE_BAD_INPUT', `frame source: the stream went to frame ${r.value.index} without frame ${i}`);
+      }
+    },
+  };
+}
+
 export interface FrameSampling {
   /** Repetition time (s): groups frames into TRs. */
   tr: number;

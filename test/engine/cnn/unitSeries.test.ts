@@ -3,6 +3,7 @@ import {
   UnitLayout,
   UnitSeries,
   extractActivations,
+  forwardFrameSource,
   responsesFromActivations,
   selectFrames,
   streamUnitResponses,
@@ -303,6 +304,43 @@ describe('UnitSeries', () => {
     await expect(extractActivations(renamed, fakeMovie(20, fps))).rejects.toThrow(/came back as "other"/);
     expect(() => selectFrames(fakeMovie(5, fps), { tr, framesPerTr: 0 })).toThrow(SyncactError);
     expect(() => new UnitSeries({ layers: LAYERS, tr, hrfReference: 1 })).toThrow(/hrfReference/);
+  });
+});
+
+describe('forwardFrameSource', () => {
+  it('serves a streaming decoder in one pass, reopening only to go back', async () => {
+    const movie = fakeMovie(60, 10);
+    const opens: number[] = [];
+    let closed = 0;
+    const src = forwardFrameSource({ width: W, height: H, fps: 10, frameCount: 60 }, (start) => {
+      opens.push(start);
+      return (async function* () {
+        try {
+          for (let i = start; i < 60; i++) yield { index: i, rgb: movie.frame(i) as Uint8Array };
+        } finally {
+          closed++;
+        }
+      })();
+    });
+    // subsampled responses through the streaming source equal those through random access
+    const opts = { tr: 0.8, onset: 0.3, framesPerTr: 3, batchSize: 4 };
+    const streamed = await streamUnitResponses(fakeExtractor(), src, opts);
+    const direct = await streamUnitResponses(fakeExtractor(), fakeMovie(60, 10), opts);
+    expect(streamed.responses).toEqual(direct.responses);
+    expect(opens).toEqual([selectFrames(movie, opts)[0]]);
+    expect(Array.from(await src.frame(2))).toEqual(Array.from(movie.frame(2) as Uint8Array));
+    expect(opens).toEqual([opens[0], 2]);
+    expect(closed).toBe(1);
+    await src.close();
+    expect(closed).toBe(2);
+    await expect(src.frame(60)).rejects.toThrow(/outside 0..59/);
+    const short = forwardFrameSource({ width: W, height: H, fps: 10, frameCount: 60 }, (start) =>
+      (async function* () {
+        for (let i = start; i < 5; i++) yield { index: i, rgb: new Uint8Array(W * H * 3) };
+      })(),
+    );
+    expect((await short.frame(2)).length).toBe(W * H * 3);
+    await expect(short.frame(7)).rejects.toThrow(/ended before frame 7 \(the movie has 5 frames or fewer\)/);
   });
 });
 
