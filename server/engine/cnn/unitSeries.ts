@@ -137,6 +137,9 @@ export interface UnitTr {
   responses: Float64Array;
 }
 
+/** Frame times are moved this fraction of a bin later before binning (see pushFrame). */
+const EDGE_NUDGE = 1e-9;
+
 const KIND = 'unitSeries';
 const VERSION = 1;
 
@@ -216,7 +219,10 @@ export class UnitSeries implements Estimator {
 
   /** Pushes one frame of all units (layout order) at movie time `time`. */
   pushFrame(time: number, values: Float32Array | Float64Array): void {
-    const t = time - this.onset;
+    // A frame on a bin edge (frame i at i/fps = b·dt, as at 10 fps with 16 bins of 0.05 s)
+    // starts bin b; without the nudge, t/dt rounds to b − 1e-15 for some i and the frame falls
+    // in bin b − 1. Same convention as the ground truth of server/synth/drives.ts.
+    const t = time - this.onset + EDGE_NUDGE * this.dt;
     this.binner.pushFrame(t, values);
     if (t >= 0) {
       // The binner's own TR assignment (via the global bin index), so "complete" agrees
@@ -377,7 +383,8 @@ export function selectFrames(source: Pick<FrameSource, 'frameCount' | 'fps' | 't
     group = [];
   };
   for (let i = 0; i < n; i++) {
-    const t = frameTime(source, i) - onset;
+    // The same edge convention as UnitSeries.pushFrame: a frame at a TR's start is in that TR.
+    const t = frameTime(source, i) - onset + EDGE_NUDGE * sampling.tr;
     if (t < 0) continue;
     const k = Math.floor(t / sampling.tr);
     if (k !== groupTr) {
@@ -501,7 +508,7 @@ export function responsesFromActivations(acts: ActivationMatrix, options: Omit<U
 /** TRs up to and including the one holding the last frame (0 when no frame is past the onset). */
 function defaultTrCount(times: Float64Array, tr: number, onset: number): number {
   if (times.length === 0) return 0;
-  const t = times[times.length - 1] - onset;
+  const t = times[times.length - 1] - onset + EDGE_NUDGE * tr;
   return t < 0 ? 0 : Math.floor(t / tr) + 1;
 }
 

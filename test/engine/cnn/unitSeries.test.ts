@@ -111,7 +111,7 @@ function batchResponses(frames: number[], movie: FrameSource, o: RefOptions): Fl
   for (const i of frames) {
     const t = i / movie.fps - o.onset;
     if (t < 0) continue;
-    const g = Math.floor(t / dt);
+    const g = Math.floor(t / dt + 1e-9); // a frame on a bin edge starts that bin (as server/synth/drives.ts)
     if (g >= nBins) continue;
     const u = unitsOfFrame(movie.frame(i) as Uint8Array);
     for (let c = 0; c < U; c++) sums[g * U + c] += u[c];
