@@ -157,7 +157,16 @@ class OnnxExtractor implements FeatureExtractor {
       if (t.type !== 'float32') {
         throw new SyncactError('CNN_MODEL_FORMAT', `tapped tensor "${layer}" is ${t.type}; syncact pools float32 tensors only`, this.file);
       }
-      return { data: t.data as Float32Array, dims: t.dims.map(Number) };
+      const dims = t.dims.map(Number);
+      // Like TF.js, onnxruntime runs on maps that shrank to nothing and returns empty tensors.
+      if (dims.slice(1).some((d) => d < 1)) {
+        throw new SyncactError(
+          'CNN_INPUT_SIZE',
+          `the model cannot run on ${p.width}×${p.height} inputs: "${layer}" comes out with shape [${dims.join(', ')}]; give larger input sizes`,
+          this.file,
+        );
+      }
+      return { data: t.data as Float32Array, dims };
     });
   }
 
@@ -232,6 +241,9 @@ export async function loadOnnxExtractor(o: OnnxExtractorOptions): Promise<Featur
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // Fatal only: run failures come back as typed errors carrying onnxruntime's message,
+      // so its own log line would print the same thing twice.
+      logSeverityLevel: 4,
     });
   } catch (e) {
     throw new SyncactError('CNN_MODEL_FORMAT', `onnxruntime cannot load the model: ${errorText(e)}`, o.file);

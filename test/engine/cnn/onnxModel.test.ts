@@ -240,6 +240,45 @@ describe('loadOnnxExtractor on tiny_cnn.onnx', () => {
     }
   });
 
+  it('free spatial dims take the asked size', async () => {
+    const m = parseOnnxModel(file.bytes);
+    const dims = m.graph!.input![0].type!.tensorType!.shape!.dim!;
+    dims[2] = onnx.TensorShapeProto.Dimension.create({ dimParam: 'h' });
+    dims[3] = onnx.TensorShapeProto.Dimension.create({ dimParam: 'w' });
+    const bytes = onnx.ModelProto.encode(m).finish();
+    const ok = await loadOnnxExtractor({ bytes, sha256: 'x', layers: ['/relu2/Relu'], preprocessing: { width: 24, height: 20 } });
+    expect(ok.preprocessing).toMatchObject({ width: 24, height: 20, layout: 'nchw' });
+    expect(ok.layers).toEqual([{ name: '/relu2/Relu', channels: 8 }]);
+    await ok.dispose();
+  });
+
+  it('frames too small for the network are CNN_INPUT_SIZE', async () => {
+    // One 5×5 convolution without padding, free spatial dims: it needs at least 5×5.
+    const F = onnx.TensorProto.DataType.FLOAT;
+    const w = new Float32Array(2 * 3 * 5 * 5).fill(0.1);
+    const bytes = onnx.ModelProto.encode(
+      onnx.ModelProto.create({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: 13 }],
+        graph: {
+          name: 'g',
+          node: [{ name: 'conv', opType: 'Conv', input: ['x', 'w'], output: ['y'], attribute: [{ name: 'kernel_shape', type: onnx.AttributeProto.AttributeType.INTS, ints: [5, 5] }] }],
+          initializer: [{ name: 'w', dims: [2, 3, 5, 5], dataType: F, rawData: new Uint8Array(w.buffer) }],
+          input: [{ name: 'x', type: { tensorType: { elemType: F, shape: { dim: [{ dimParam: 'n' }, { dimValue: 3 }, { dimParam: 'h' }, { dimParam: 'w' }] } } } }],
+          output: [{ name: 'y', type: { tensorType: { elemType: F } } }],
+        },
+      }),
+    ).finish();
+    const ok = await loadOnnxExtractor({ bytes, sha256: 'x', layers: ['conv'], preprocessing: { width: 5, height: 5 } });
+    expect(ok.layers).toEqual([{ name: 'conv', channels: 2 }]);
+    await ok.dispose();
+    await expectError(
+      loadOnnxExtractor({ bytes, sha256: 'x', file: 'conv.onnx', layers: ['conv'], preprocessing: { width: 4, height: 4 } }),
+      'CNN_INPUT_SIZE',
+      /conv\.onnx: the model cannot run on 4×4 inputs/,
+    );
+  });
+
   it('frames of another size are resized to the model input', async () => {
     // 32×32 frames made of 2×2 blocks of the 16×16 ones: bilinear halving gives the originals back.
     const big = batch.frames.map((f) => {
