@@ -83,6 +83,9 @@ export function imageDecodeArgs(info: ImageFolderInfo, width: number, height: nu
   return [
     '-hide_banner',
     '-loglevel', 'error',
+    // Stop at the first image that does not decode: the parser could otherwise resync
+    // on a later image and every frame after it would carry the wrong index.
+    '-xerror',
     '-f', `${info.format === 'png' ? 'png' : 'jpeg'}_pipe`,
     '-framerate', String(info.fps),
     '-i', 'pipe:0',
