@@ -2,5 +2,7 @@
 import type { Command } from './command.ts';
 import { inspect } from './inspect.ts';
 import { fixtures } from './fixtures.ts';
+import { analyze } from './analyze.ts';
+import { replay } from './replay.ts';
 
-export const commands: Command[] = [fixtures, inspect];
+export const commands: Command[] = [fixtures, inspect, replay, analyze];

@@ -108,6 +108,8 @@ export interface OpenedSession {
   glmUnits: number[];
   /** The learned networks coupled as features (atoms), 0 for none. */
   networks: number;
+  /** Lagged null series of the sliding coupling (0: no significance). */
+  nullShifts: number;
   annotate: boolean;
   truth: SessionTruth | null;
   warnings: string[];
@@ -407,6 +409,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       cnn,
       glmUnits: cnn.glmUnits,
       networks,
+      nullShifts: shifts,
       annotate,
       truth: p.truth,
       warnings,

@@ -1,0 +1,192 @@
+/**
+ * The `truth` block of an analysis report: how well the run recovered what a synthetic
+ * session planted (server/synth: movie feature d drives network n with a sign).
+ *
+ * A CNN unit is not a movie feature, so "the planted coupling" has to be said in terms of
+ * units. A unit is a *proxy* of feature d when its HRF response correlates with d's drive
+ * over the replayed TRs at |ρ| ≥ PROXY_R (0.7); it then should couple with every network
+ * d drives. A (unit, network) pair is
+ * - planted: the unit is a proxy of the network's driver;
+ * - not planted: the unit's response correlates with the network's planted signal at
+ *   |ρ| < NULL_R (0.3), i.e. nothing in the session links them (null networks, features
+ *   that drive nothing, other features' networks);
+ * - not scored: in between (a unit that half-tracks a driver: neither answer is wrong).
+ * The counts of each are in the block, so a score on few pairs is visible as such.
+ *
+ * Detection is truthScore.ts's: significant (BH q ≤ α across all pairs of the TR) in at
+ * least half of the TRs after every lagged null is ready. Only atlas features that name
+ * a planted network are scored (learned networks have no planted identity).
+ *
+ * map_correlation: for each driver with planted maps, the GLM regressor that tracks its
+ * drive best (largest |ρ|); the spatial r of that regressor's final t-map, signed by ρ,
+ * with the planted map (Σ sign·map of the driven networks); the mean over drivers.
+ * annotation_accuracy: over GLM regressors that are proxies of a driver, the fraction
+ * labelled with one of its networks and the planted sign (times the sign of ρ).
+ */
+import type { AnnotationRow } from '../../protocol/state.ts';
+import { mapCorrelation, plantedMap, scoreDetections, type SignificanceTally, detectedPairs } from '../engine/truthScore.ts';
+import type { SessionTruth } from '../streams/session.ts';
+
+export const PROXY_R = 0.7;
+export const NULL_R = 0.3;
+
+export interface TruthBlock {
+  sensitivity: number;
+  false_positive_rate: number;
+  map_correlation: number;
+  annotation_accuracy: number;
+  detection: {
+    planted_pairs: number;
+    not_planted_pairs: number;
+    unscored_pairs: number;
+    true_positives: number;
+    false_positives: number;
+    scored_trs: number;
+    proxy_r: number;
+    null_r: number;
+    min_fraction: number;
+  };
+  /** Per unit that is a proxy of a driver: its best feature and ρ. */
+  proxies: { unit: number; name: string; feature: string; r: number }[];
+  maps: { feature: string; regressor: string; r_with_drive: number; map_r: number }[];
+  annotations: { regressor: string; feature: string; label: string; sign: number; expected: string[]; correct: boolean }[];
+}
+
+export interface TruthInputs {
+  truth: SessionTruth;
+  /** Per TR replayed, every unit response (U + K). */
+  responses: readonly Float64Array[];
+  /** Display name of each unit (same order as the responses). */
+  unitNames: string[];
+  /** Brain feature names, in the coupling's order. */
+  featureNames: string[];
+  tally: SignificanceTally;
+  minFraction?: number;
+  /** GLM regressors: their indices among the units and their final t-maps (mask order). */
+  glmUnits: number[];
+  tmap: (unit: number) => Float32Array;
+  maskIndices: Uint32Array;
+  /** Final annotation of the GLM regressors (empty when annotation is off). */
+  annotations: AnnotationRow[];
+}
+
+/** Pearson r of two equally long series (NaN when either is constant). */
+export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = Math.min(a.length, b.length);
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i];
+    mb += b[i];
+  }
+  ma /= n;
+  mb /= n;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i] - ma, y = b[i] - mb;
+    sab += x * y;
+    saa += x * x;
+    sbb += y * y;
+  }
+  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : NaN;
+}
+
+export function truthBlock(o: TruthInputs): TruthBlock {
+  const T = o.responses.length;
+  const U = o.unitNames.length;
+  const F = o.featureNames.length;
+  const series = (i: number) => Float64Array.from(o.responses, (r) => r[i]);
+  const cut = (x: Float64Array) => x.subarray(0, T);
+  const drivers = o.truth.features.filter((f) => o.truth.networks.some((n) => n.driver === f.name));
+  const unitSeries = Array.from({ length: U }, (_, i) => series(i));
+
+  // Each unit's best-tracked feature (over every feature, drivers or not).
+  const best = unitSeries.map((u) => {
+    let feature = '';
+    let r = 0;
+    for (const f of o.truth.features) {
+      const x = pearson(u, cut(f.drive));
+      if (Number.isFinite(x) && Math.abs(x) > Math.abs(r)) {
+        r = x;
+        feature = f.name;
+      }
+    }
+    return { feature, r };
+  });
+
+  const networkOf = new Map(o.truth.networks.map((n) => [n.name, n]));
+  const planted = new Uint8Array(U * F);
+  const scored = new Uint8Array(U * F);
+  for (let i = 0; i < U; i++) {
+    for (let f = 0; f < F; f++) {
+      const net = networkOf.get(o.featureNames[f]);
+      if (!net) continue;
+      const proxy = Math.abs(best[i].r) >= PROXY_R && net.driver === best[i].feature;
+      if (proxy) {
+        planted[i * F + f] = 1;
+        scored[i * F + f] = 1;
+      } else if (Math.abs(pearson(unitSeries[i], cut(net.signal))) < NULL_R) {
+        scored[i * F + f] = 1;
+      }
+    }
+  }
+  const minFraction = o.minFraction ?? 0.5;
+  const detected = detectedPairs(o.tally, minFraction);
+  const keep = (m: Uint8Array) => Uint8Array.from(m.filter((_, j) => scored[j] === 1));
+  const det = scoreDetections(keep(detected), keep(planted));
+
+  // Maps: the regressor that tracks each driver best.
+  const maps = drivers.map((d) => {
+    let pick = o.glmUnits[0];
+    let r = 0;
+    for (const g of o.glmUnits) {
+      const x = pearson(unitSeries[g], cut(d.drive));
+      if (Number.isFinite(x) && Math.abs(x) > Math.abs(r)) {
+        r = x;
+        pick = g;
+      }
+    }
+    const plantedMaps = plantedMap(o.truth.networks, d.name, Int32Array.from(o.maskIndices));
+    const t = o.tmap(pick);
+    const signed = Float32Array.from(t, (v) => (r < 0 ? -v : v));
+    return { feature: d.name, regressor: o.unitNames[pick], r_with_drive: r, map_r: mapCorrelation(signed, plantedMaps) };
+  });
+  const mapR = maps.map((m) => m.map_r).filter(Number.isFinite);
+
+  // Annotation of the regressors that are proxies of a driver.
+  const byUnit = new Map(o.annotations.map((a) => [a.unit, a]));
+  const annotations = o.glmUnits.flatMap((g) => {
+    const b = best[g];
+    const a = byUnit.get(g);
+    const nets = o.truth.networks.filter((n) => n.driver === b.feature);
+    if (!a || Math.abs(b.r) < PROXY_R || nets.length === 0) return [];
+    const s = b.r < 0 ? -1 : 1;
+    const expected = nets.map((n) => ({ name: n.name, sign: n.sign * s }));
+    const correct = expected.some((e) => e.name === a.label && e.sign === a.sign);
+    return [{ regressor: o.unitNames[g], feature: b.feature, label: a.label, sign: a.sign, expected: expected.map((e) => `${e.sign < 0 ? '-' : '+'}${e.name}`), correct }];
+  });
+
+  return {
+    sensitivity: det.sensitivity,
+    false_positive_rate: det.falsePositiveRate,
+    map_correlation: mapR.length ? mapR.reduce((a, b) => a + b, 0) / mapR.length : NaN,
+    annotation_accuracy: annotations.length ? annotations.filter((a) => a.correct).length / annotations.length : NaN,
+    detection: {
+      planted_pairs: det.planted,
+      not_planted_pairs: det.notPlanted,
+      unscored_pairs: F * U - det.planted - det.notPlanted - countUnnamed(o.featureNames, networkOf) * U,
+      true_positives: det.truePositives,
+      false_positives: det.falsePositives,
+      scored_trs: o.tally.count,
+      proxy_r: PROXY_R,
+      null_r: NULL_R,
+      min_fraction: minFraction,
+    },
+    proxies: best.flatMap((b, unit) => (Math.abs(b.r) >= PROXY_R ? [{ unit, name: o.unitNames[unit], feature: b.feature, r: b.r }] : [])),
+    maps,
+    annotations,
+  };
+}
+
+function countUnnamed(features: string[], networks: Map<string, unknown>): number {
+  return features.filter((f) => !networks.has(f)).length;
+}
