@@ -11,6 +11,7 @@
  * `fromAsyncIterable` turns one into an Observable that stops the iterator (and with it an
  * ffmpeg process or a file handle) when unsubscribed.
  */
+import { stat } from 'node:fs/promises';
 import { Observable } from 'rxjs';
 import { SyncactError } from '../errors.ts';
 import { decodeImageFrames, probeImageFolder } from '../io/imageFolder.ts';
@@ -152,6 +153,32 @@ export function syntheticVolumeSource(session: SyntheticSession, name = `synthet
     },
     close: async () => undefined,
   };
+}
+
+/**
+ * The movie named by a session or a `--movie` flag: a video file, or a folder of images
+ * (which needs the frame rate, since images carry none).
+ */
+export async function openMovieSource(path: string, options: FrameSize & { fps?: number; ffmpegPath?: string; ffprobePath?: string } = {}): Promise<MovieSource> {
+  if (await isFolder(path)) {
+    if (options.fps === undefined) throw new SyncactError('REPLAY_BAD_OPTIONS', 'a folder of images needs the movie frame rate (fps)', path);
+    return imageFolderSource(path, { ...options, fps: options.fps });
+  }
+  return movieFileSource(path, options);
+}
+
+/** The BOLD run named by a session or an `--fmri` flag: a 4D NIfTI file, or a live folder. */
+export async function openVolumeSource(path: string, live: LiveVolumeOptions = {}): Promise<VolumeSource> {
+  return (await isFolder(path)) ? liveVolumeSource(path, live) : niftiVolumeSource(path);
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SyncactError(code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE', `cannot read (${code})`, path);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastValueFrom, take, toArray } from 'rxjs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSyntheticSession, type SyntheticSession } from '../../server/synth/session.ts';
@@ -10,6 +10,8 @@ import {
   fromAsyncIterable,
   movieFileSource,
   niftiVolumeSource,
+  openMovieSource,
+  openVolumeSource,
   syntheticMovieSource,
   syntheticVolumeSource,
   type MovieSource,
@@ -103,6 +105,25 @@ describe('movieFileSource', () => {
     const trs = await collect(reader.trs());
     expect(trs.map((t) => t.frames.length)).toEqual([...Array(6).fill(8), ...Array(54).fill(0)]);
     await reader.close();
+  });
+});
+
+describe('openMovieSource / openVolumeSource', () => {
+  it('a file is a movie or a 4D run, a folder is an image folder or a live folder', async () => {
+    const path = join(dir, 'short.mp4');
+    await encodeVideo(path, { width: 16, height: 16, fps: 4, frameCount: 3, frame: () => new Uint8Array(16 * 16 * 3).fill(90) });
+    expect(await openMovieSource(path)).toMatchObject({ name: path, frameCount: 3, fps: 4 });
+    // The temp folder has no images: the image-folder path is taken and says so.
+    await expect(openMovieSource(dir, { fps: 4 })).rejects.toMatchObject({ code: 'MOVIE_UNREADABLE', file: dir });
+    await expect(openMovieSource(dir)).rejects.toMatchObject({ code: 'REPLAY_BAD_OPTIONS', message: expect.stringContaining('needs the movie frame rate') });
+    await expect(openMovieSource(join(dir, 'nope.mp4'))).rejects.toMatchObject({ code: 'FILE_NOT_FOUND' });
+    const liveDir = join(dir, 'live');
+    await mkdir(liveDir);
+    const bold = join(liveDir, 'one.nii');
+    await writeNifti(bold, new Float32Array(8), { dims: [2, 2, 2], affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] });
+    expect(await openVolumeSource(bold)).toMatchObject({ name: bold, volumeCount: 1 });
+    // A folder is watched as a live export; here volume 0 is one.nii (a 3D file).
+    expect(await openVolumeSource(liveDir, { pollMs: 10, timeoutMs: 500, count: 1 })).toMatchObject({ name: liveDir, volumeCount: 1, headerTr: null });
   });
 });
 
