@@ -32,12 +32,12 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('fitUnitPca', () => {
-  for (const name of ['tall', 'wide'] as const) {
-    it(`equals numpy's SVD of the standardized responses (${name}: ${ref[name].T} TRs × ${ref[name].N} units)`, () => {
+  for (const [name, solver] of [['tall', 'dense'], ['wide', 'dense'], ['tall', 'lanczos'], ['wide', 'lanczos']] as const) {
+    it(`equals numpy's SVD of the standardized responses (${name}: ${ref[name].T} TRs × ${ref[name].N} units, ${solver})`, () => {
       const c = ref[name];
       const X = rows(c);
       const copy = X.map((r) => Float64Array.from(r));
-      const pca = fitUnitPca(X, { components: c.K });
+      const pca = fitUnitPca(X, { components: c.K, solver });
       expect(X).toEqual(copy); // inputs are not modified
       expect(pca.k).toBe(c.K);
       expect(pca.width).toBe(c.N);
@@ -91,6 +91,47 @@ describe('fitUnitPca', () => {
     const scores = X.map((x) => pca.transform(x));
     const r = corr(scores.map((s) => s[0]), s1);
     expect(Math.abs(r)).toBeGreaterThan(0.99);
+  });
+
+  it('Lanczos equals the dense solver on a larger seeded problem (both shapes)', () => {
+    for (const [T, N] of [
+      [230, 260],
+      [260, 230],
+    ]) {
+      const rng = createRng(T);
+      const drives = Array.from({ length: 12 }, (_, k) => Float64Array.from({ length: T }, () => rng.normal() * (12 - k)));
+      const mix = Array.from({ length: 12 }, () => Float64Array.from({ length: N }, () => rng.normal()));
+      const X = Array.from({ length: T }, (_, t) => {
+        const r = Float64Array.from({ length: N }, () => 0.3 * rng.normal() + 5);
+        for (let k = 0; k < 12; k++) for (let u = 0; u < N; u++) r[u] += drives[k][t] * mix[k][u];
+        return r;
+      });
+      const dense = fitUnitPca(X, { components: 8, solver: 'dense' });
+      const lanczos = fitUnitPca(X, { components: 8 }); // the default above 200
+      expect(maxAbsDiff(lanczos.singularValues, dense.singularValues)).toBeLessThan(1e-8 * dense.singularValues[0]);
+      for (let k = 0; k < 8; k++) expect(maxAbsDiff(lanczos.loadings[k], dense.loadings[k])).toBeLessThan(1e-8);
+    }
+  });
+
+  it('Lanczos finds both copies of a repeated eigenvalue (breakdown and restart)', () => {
+    // Units 0..9 carry s1, units 10..19 carry s2, with s1 ⟂ s2: two components of equal
+    // variance (any rotation of them is a valid answer), then nothing but weak noise.
+    const T = 40;
+    const s1 = Float64Array.from({ length: T }, (_, t) => Math.cos((2 * Math.PI * 3 * t) / T));
+    const s2 = Float64Array.from({ length: T }, (_, t) => Math.sin((2 * Math.PI * 5 * t) / T));
+    const X = Array.from({ length: T }, (_, t) => Float64Array.from({ length: 20 }, (_, u) => (u < 10 ? s1[t] : s2[t])));
+    for (const solver of ['dense', 'lanczos'] as const) {
+      const pca = fitUnitPca(X, { components: 2, solver });
+      expect(Math.abs(pca.singularValues[0] - Math.sqrt(10 * T))).toBeLessThan(1e-9);
+      expect(Math.abs(pca.singularValues[1] - Math.sqrt(10 * T))).toBeLessThan(1e-9);
+      // Both loadings lie in span{1_{0..9}, 1_{10..19}}: constant within each group.
+      for (const v of pca.loadings) {
+        for (let u = 1; u < 10; u++) expect(Math.abs(v[u] - v[0])).toBeLessThan(1e-9);
+        for (let u = 11; u < 20; u++) expect(Math.abs(v[u] - v[10])).toBeLessThan(1e-9);
+      }
+      expect(Math.abs(pca.loadings[0][0] * pca.loadings[1][0] * 10 + pca.loadings[0][10] * pca.loadings[1][10] * 10)).toBeLessThan(1e-9);
+      expect(() => fitUnitPca(X, { components: 3, solver })).toThrow(/only 2 components carry variance/);
+    }
   });
 
   it('refuses K above the units, above TRs − 1, and components without variance', () => {
