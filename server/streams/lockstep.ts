@@ -206,7 +206,16 @@ export class LockstepReader {
 
   /** TR k: its volume and frames. */
   at(k: number): Promise<LockstepTr> {
-    const run = this.queue.then(() => this.read(k));
+    const run = this.queue.then(async () => {
+      try {
+        return await this.read(k);
+      } catch (e) {
+        // Streams in an unknown state: the next call starts afresh, so a retry (or a
+        // seek away from a damaged stretch) reads correct data or fails again clearly.
+        await this.release().catch(() => undefined);
+        throw e;
+      }
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }

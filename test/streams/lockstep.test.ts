@@ -208,6 +208,31 @@ describe('LockstepReader', () => {
     await expect(jumping.at(0)).rejects.toMatchObject({ code: 'REPLAY_BAD_OPTIONS' });
   });
 
+  it('after a failed read the next call starts afresh', async () => {
+    const plan = planLockstep({ headerTr: 1, volumeCount: 6, fps: 2, frameCount: 12 });
+    const movie = fakeMovie(12, 2);
+    const real = movie.frames.bind(movie);
+    let failOnce = true;
+    // The first stream dies at frame 3 (inside TR 1).
+    movie.frames = (start, end) =>
+      (async function* () {
+        for await (const f of real(start, end)) {
+          if (failOnce && f.index === 3) {
+            failOnce = false;
+            throw new Error('decoder died');
+          }
+          yield f;
+        }
+      })();
+    const volumes = fakeVolumes(6);
+    const reader = new LockstepReader(plan, movie, volumes);
+    expect(summary(await reader.at(0))).toEqual([0, 0, [0, 1], 0]);
+    await expect(reader.at(1)).rejects.toThrow('decoder died');
+    expect(summary(await reader.at(1))).toEqual([1, 1, [2, 3], 1]);
+    expect(summary(await reader.at(2))).toEqual([2, 2, [4, 5], 2]);
+    expect(volumes.opened).toEqual([0, 1]);
+  });
+
   it('a volume source out of step is REPLAY_VOLUME_MISMATCH naming the TR and the source', async () => {
     const plan = planLockstep({ headerTr: 1, volumeCount: 4, fps: 5, frameCount: 20 });
     const reader = new LockstepReader(plan, fakeMovie(20, 5), fakeVolumes(4, 1, 1));
