@@ -159,7 +159,7 @@ export class UnitSeries implements Estimator {
   private readonly binner: MicrotimeBinner;
   private readonly convolver: HrfConvolver;
   private readonly dt: number;
-  /** One past the highest TR index a pushed frame fell in (0 before any frame). */
+  /** The highest TR a pushed frame fell in (0 before any frame): every TR before it is complete. */
   private seen = 0;
 
   constructor(options: UnitSeriesOptions) {
@@ -224,12 +224,18 @@ export class UnitSeries implements Estimator {
     // in bin b − 1. Same convention as the ground truth of server/synth/drives.ts.
     const t = time - this.onset + EDGE_NUDGE * this.dt;
     this.binner.pushFrame(t, values);
-    if (t >= 0) {
-      // The binner's own TR assignment (via the global bin index), so "complete" agrees
-      // with where the frame was binned even at a TR edge.
-      const k = Math.floor(Math.floor(t / this.dt) / this.binsPerTr);
-      if (k > this.seen) this.seen = k;
-    }
+    const k = this.trOf(time);
+    if (k > this.seen) this.seen = k;
+  }
+
+  /**
+   * The TR a frame at movie time `time` belongs to, −1 before the onset. The binner's own
+   * assignment (via the global bin index), so "complete" agrees with where the frame was
+   * binned even at a TR edge.
+   */
+  trOf(time: number): number {
+    const t = time - this.onset + EDGE_NUDGE * this.dt;
+    return t >= 0 ? Math.floor(Math.floor(t / this.dt) / this.binsPerTr) : -1;
   }
 
   /** Closes the next TR and returns its bins and responses (fresh arrays). */
@@ -467,7 +473,12 @@ export interface UnitResponses {
  */
 export async function streamUnitResponses(extractor: FeatureExtractor, source: FrameSource, options: StreamOptions): Promise<UnitResponses> {
   const series = new UnitSeries({ ...options, layers: extractor.layers });
-  const frames = selectFrames(source, { tr: options.tr, onset: options.onset, framesPerTr: options.framesPerTr });
+  const selected = selectFrames(source, { tr: options.tr, onset: options.onset, framesPerTr: options.framesPerTr });
+  // Only frames of the run go through the CNN: none before the onset, none after TR nTrs − 1.
+  const frames = selected.filter((i) => {
+    const k = series.trOf(frameTime(source, i));
+    return k >= 0 && (options.nTrs === undefined || k < options.nTrs);
+  });
   const times = Float64Array.from(frames, (i) => frameTime(source, i));
   const responses: Float64Array[] = [];
   const nTrs = options.nTrs ?? defaultTrCount(times, options.tr, options.onset ?? 0);

@@ -221,6 +221,17 @@ describe('UnitSeries', () => {
     expectClose(got.responses, batchResponses(all, movie, { tr, onset, binsPerTr: 8, referenceBin: 2, nTrs, derivative: true }), 1e-8);
   });
 
+  it('sends only the frames of the run to the CNN (none before the onset, none after the last TR)', async () => {
+    const movie = fakeMovie(500, fps);
+    const extractor = fakeExtractor();
+    const got = await streamUnitResponses(extractor, movie, { tr, onset, nTrs: 10, batchSize: 16 });
+    expect(got.responses).toHaveLength(10);
+    // frame i is at i/10 s: the run covers [0.55, 8.55) s, frames 6..85
+    expect(movie.calls[0]).toBe(6);
+    expect(movie.calls[movie.calls.length - 1]).toBe(85);
+    expect(extractor.batches.reduce((a, b) => a + b, 0)).toBe(80);
+  });
+
   it('emits each TR before the whole movie has been extracted', async () => {
     const movie = fakeMovie(frameCount, fps);
     const seenAtTr: number[] = [];
