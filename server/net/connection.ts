@@ -52,6 +52,8 @@ export class Connection {
   /** At most one update per topic: the coalescing slots. */
   readonly pending = new Map<Topic, Update>();
   dropped = 0;
+  /** The seq of the newest update taken per topic. */
+  private readonly lastSeq = new Map<Topic, number>();
   /** Heartbeat: cleared at each ping, set by a pong or any message. */
   alive = true;
   private sessionSeq = 0;
@@ -69,29 +71,64 @@ export class Connection {
     this.limiter = new RateLimiter(ctx.rateLimit);
   }
 
-  /** Puts an update in its topic's slot (replacing an unsent older one) and flushes. */
-  offer(update: Update): void {
+  /**
+   * Puts an update in its topic's slot, replacing (and counting as dropped) an unsent older
+   * one. An update not newer than the last one taken for its topic is ignored, so the
+   * snapshot given at (re)subscription is never followed by an older TR.
+   */
+  put(update: Update): void {
+    const last = this.lastSeq.get(update.topic);
+    if (last !== undefined && update.seq <= last) return;
+    this.lastSeq.set(update.topic, update.seq);
     if (this.pending.has(update.topic)) {
       this.dropped++;
       this.ctx.metrics.dropped++;
     }
     this.pending.set(update.topic, update);
+  }
+
+  offer(update: Update): void {
+    this.put(update);
     this.flush();
   }
 
   /** Sends pending updates, oldest slot first, while the socket is under high water. */
   flush(): void {
-    while (this.pending.size > 0) {
-      if (this.ws.readyState !== WebSocket.OPEN) {
-        this.pending.clear();
-        return;
+    if (this.pending.size === 0) return;
+    this.cork();
+    try {
+      while (this.pending.size > 0) {
+        if (this.ws.readyState !== WebSocket.OPEN) {
+          this.pending.clear();
+          return;
+        }
+        if (this.ws.bufferedAmount >= this.ctx.highWaterBytes) return;
+        const [topic, update] = this.pending.entries().next().value as [Topic, Update];
+        this.pending.delete(topic);
+        const wires = update.wires();
+        if (wires) for (const w of wires) this.sendWire(w);
       }
-      if (this.ws.bufferedAmount >= this.ctx.highWaterBytes) return;
-      const [topic, update] = this.pending.entries().next().value as [Topic, Update];
-      this.pending.delete(topic);
-      const wires = update.wires();
-      if (wires) for (const w of wires) this.sendWire(w);
+    } finally {
+      this.uncork();
     }
+  }
+
+  /**
+   * Holds writes in the socket until uncork, so the messages of one TR leave in one
+   * system call (ws writes each message separately otherwise; corking nests).
+   */
+  cork(): void {
+    this.socket?.cork();
+  }
+
+  uncork(): void {
+    this.socket?.uncork();
+  }
+
+  /** The TCP socket under ws (a private field of ws; absent → no corking, still correct). */
+  private get socket(): { cork(): void; uncork(): void } | undefined {
+    const s = (this.ws as unknown as { _socket?: { cork?: unknown; uncork?: unknown; destroyed?: boolean } })._socket;
+    return s && typeof s.cork === 'function' && typeof s.uncork === 'function' && !s.destroyed ? (s as { cork(): void; uncork(): void }) : undefined;
   }
 
   private sendWire(w: Wire): void {
@@ -176,6 +213,7 @@ export class Connection {
         if (msg.map) {
           this.checkMapSpec(msg.map);
           this.mapSpec = msg.map;
+          this.lastSeq.delete('map'); // a new view: the current TR's map is new to this client
         }
         // a new map spec re-sends the map to a client already subscribed to it
         const topics = [...msg.topics];
@@ -190,6 +228,7 @@ export class Connection {
         for (const t of msg.topics) {
           this.subscriptions.delete(t);
           this.pending.delete(t);
+          this.lastSeq.delete(t);
         }
         this.sendSession(withId({ type: 'ack' as const, what: 'unsubscribe' }));
         return;

@@ -5,6 +5,12 @@
  * subscribed to its topic. Encoding happens once per update, on first send, and the bytes
  * are shared by all clients.
  *
+ * The pipeline's call only records the TR (a few microseconds whatever the number of
+ * clients); the fan-out runs in the next turn of the event loop (setImmediate), TR by TR
+ * in order, with each client's socket corked so one TR costs one write per client. TRs
+ * published faster than the event loop turns wait in a queue of at most MAX_QUEUED_TRS;
+ * beyond that the oldest is dropped (counted as coalesced for its subscribers).
+ *
  * Nothing the hub does can throw into the pipeline: a failure while publishing becomes a
  * `fault` sent to clients, and the session keeps running.
  */
@@ -45,12 +51,22 @@ export interface Fault {
   message: string;
 }
 
+/** TRs waiting for the fan-out when the pipeline publishes faster than the event loop turns. */
+export const MAX_QUEUED_TRS = 64;
+
+/** One TR's updates (or a session message) waiting for the fan-out. */
+type Batch =
+  | { kind: 'tr'; tr: number; updates: Update[]; mapSeq: number; maps: Map<string, Update> }
+  | { kind: 'session'; message: { type: 'fault'; code: ErrorCode; message: string } | { type: 'end' } };
+
 export class Hub {
   readonly connections = new Set<Connection>();
   private readonly latest = new Map<Topic, Update>();
   private readonly seqs = Object.fromEntries(TOPICS.map((t) => [t, -1])) as Record<Topic, number>;
-  /** Map updates of the current TR, one per distinct view, shared by clients that watch it. */
-  private mapsThisTr = new Map<string, Update>();
+  /** The latest TR's batch: its map updates (one per distinct view) serve as snapshots too. */
+  private latestBatch: Extract<Batch, { kind: 'tr' }> | undefined;
+  private queue: Batch[] = [];
+  private fanOutScheduled: ReturnType<typeof setImmediate> | undefined;
   private tr = -1;
   selection: { target: 'unit' | 'network'; index: number } = { target: 'unit', index: 0 };
   fault: Fault | null = null;
@@ -69,7 +85,10 @@ export class Hub {
       highWaterBytes: options.highWaterBytes,
       rateLimit: options.rateLimit,
       currentTr: () => this.tr,
-      snapshot: (topic, spec) => (topic === 'map' ? this.mapUpdate(spec) : this.latest.get(topic)),
+      snapshot: (topic, spec) => {
+        if (topic !== 'map') return this.latest.get(topic);
+        return this.latestBatch ? this.mapUpdate(this.latestBatch, spec) : undefined;
+      },
       control: (command) => this.control(command),
     };
   }
@@ -95,6 +114,9 @@ export class Hub {
   stop(): void {
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions = [];
+    if (this.fanOutScheduled) clearImmediate(this.fanOutScheduled);
+    this.fanOutScheduled = undefined;
+    this.queue = [];
   }
 
   /** Registers a new client: hello, the session arrays, then the snapshot of its topics. */
@@ -158,59 +180,109 @@ export class Hub {
     }
   }
 
+  /** A new numbered update of a shared topic; it becomes the topic's snapshot. */
+  private update(topic: Topic, encode: (seq: number) => ReturnType<Update['wires']>): Update {
+    const seq = this.nextSeq(topic);
+    const u = lazyUpdate(topic, this.tr, seq, () => this.encodeSafely(() => encode(seq)));
+    this.latest.set(topic, u);
+    return u;
+  }
+
+  /** Called by the pipeline for each TR: records it and schedules the fan-out. */
   private onState(s: TrState): void {
     this.tr = s.tr;
     const metrics = this.options.metrics;
     metrics.currentTr = s.tr;
     metrics.onTelemetry(s.telemetry);
-    this.publishWithSeq('state', (seq) => encodeStateTopic(s, seq));
+    const updates = [this.update('state', (seq) => encodeStateTopic(s, seq))];
     // a TR without a movie frame publishes nothing on `frame` (its seq does not advance)
-    if (s.frame) this.publishWithSeq('frame', (seq) => encodeFrameTopic(s, seq));
-    this.publishWithSeq('units', (seq) => encodeUnitsTopic(s, seq));
-    this.publishWithSeq('coupling', (seq) => encodeCouplingTopic(s, seq));
-    this.publishWithSeq('cka', (seq) => encodeCkaTopic(s, seq));
-    this.publishWithSeq('telemetry', (seq) =>
-      encodeTelemetryTopic(s, seq, { clients: this.connections.size, dropped: metrics.dropped }),
+    if (s.frame) updates.push(this.update('frame', (seq) => encodeFrameTopic(s, seq)));
+    updates.push(
+      this.update('units', (seq) => encodeUnitsTopic(s, seq)),
+      this.update('coupling', (seq) => encodeCouplingTopic(s, seq)),
+      this.update('cka', (seq) => encodeCkaTopic(s, seq)),
+      this.update('telemetry', (seq) => encodeTelemetryTopic(s, seq, { clients: this.connections.size, dropped: metrics.dropped })),
     );
-    // maps: one update per distinct view this TR, each client its own view
-    this.nextSeq('map');
-    this.mapsThisTr = new Map();
-    for (const c of this.connections) {
-      if (!c.subscriptions.has('map')) continue;
-      const u = this.mapUpdate(c.mapSpec);
-      if (u) c.offer(u);
-    }
-  }
-
-  private publishWithSeq(topic: Topic, encode: (seq: number) => ReturnType<Update['wires']>): void {
-    const seq = this.nextSeq(topic);
-    const update = lazyUpdate(topic, this.tr, seq, () => this.encodeSafely(() => encode(seq)));
-    this.latest.set(topic, update);
-    for (const c of this.connections) if (c.subscriptions.has(topic)) c.offer(update);
+    this.latestBatch = { kind: 'tr', tr: s.tr, updates, mapSeq: this.nextSeq('map'), maps: new Map() };
+    this.enqueue(this.latestBatch);
   }
 
   private onAnnotations(rows: AnnotationRow[]): void {
-    this.publishWithSeq('annotations', (seq) => encodeAnnotationsTopic(rows, Math.max(this.tr, 0), seq));
+    const tr = Math.max(this.tr, 0);
+    const u = this.update('annotations', (seq) => encodeAnnotationsTopic(rows, tr, seq));
+    this.enqueue({ kind: 'tr', tr, updates: [u], mapSeq: -1, maps: new Map() });
   }
 
-  /** The map update for a client's view at the current TR (undefined before the first TR). */
-  private mapUpdate(spec: MapSpec): Update | undefined {
-    if (this.tr < 0) return undefined;
+  private enqueue(batch: Batch): void {
+    this.queue.push(batch);
+    if (this.queue.length > MAX_QUEUED_TRS) this.dropBatch(this.queue.shift()!);
+    this.fanOutScheduled ??= setImmediate(() => {
+      this.fanOutScheduled = undefined;
+      this.guard(() => this.fanOut());
+    });
+  }
+
+  private dropBatch(batch: Batch): void {
+    if (batch.kind !== 'tr') return; // session messages are never dropped (there are at most two)
+    for (const c of this.connections) {
+      let n = batch.updates.filter((u) => c.subscriptions.has(u.topic)).length;
+      if (batch.mapSeq >= 0 && c.subscriptions.has('map')) n++;
+      c.dropped += n;
+      this.options.metrics.dropped += n;
+    }
+  }
+
+  /** Offers each queued TR, in order, to its subscribers: one corked write per client per TR. */
+  private fanOut(): void {
+    const t0 = performance.now();
+    const batches = this.queue;
+    this.queue = [];
+    try {
+      this.fanOutBatches(batches);
+    } finally {
+      this.options.metrics.onFanOut(performance.now() - t0, batches.length);
+    }
+  }
+
+  private fanOutBatches(batches: Batch[]): void {
+    for (const b of batches) {
+      if (b.kind === 'session') {
+        for (const c of this.connections) c.sendSession(b.message);
+        continue;
+      }
+      for (const c of this.connections) {
+        c.cork();
+        try {
+          for (const u of b.updates) if (c.subscriptions.has(u.topic)) c.put(u);
+          if (b.mapSeq >= 0 && c.subscriptions.has('map')) {
+            const m = this.mapUpdate(b, c.mapSpec);
+            if (m) c.put(m);
+          }
+          c.flush();
+        } finally {
+          c.uncork();
+        }
+      }
+    }
+  }
+
+  /** The map update of a client's view at a TR: one per distinct view, shared, encoded lazily. */
+  private mapUpdate(batch: Extract<Batch, { kind: 'tr' }>, spec: MapSpec): Update | undefined {
+    if (batch.mapSeq < 0) return undefined;
     const kind = spec.kind ?? (this.selection.target === 'network' ? 'network' : 'unit-t');
     const index = spec.kind !== undefined && spec.index !== undefined ? spec.index : this.selection.index;
     const slices = spec.slices ?? null;
     const key = JSON.stringify([kind, index, slices]);
-    let u = this.mapsThisTr.get(key);
+    let u = batch.maps.get(key);
     if (!u) {
-      const tr = this.tr;
-      const seq = Math.max(this.seqs.map, 0);
+      const { tr, mapSeq: seq } = batch;
       u = lazyUpdate('map', tr, seq, () =>
         this.encodeSafely(() => {
           const map = this.session.map(kind, index);
           return map ? encodeMapTopic(this.session.info, map, slices, tr, seq) : null;
         }),
       );
-      this.mapsThisTr.set(key, u);
+      batch.maps.set(key, u);
     }
     return u;
   }
@@ -219,7 +291,7 @@ export class Hub {
     this.session.control(command);
     if (command.op === 'select') {
       this.selection = { target: command.target, index: command.index };
-      this.mapsThisTr = new Map();
+      if (this.latestBatch) this.latestBatch.maps = new Map();
     }
   }
 
@@ -228,11 +300,11 @@ export class Hub {
     this.fault = isSyncactError(e)
       ? { code: e.code, message: e.message }
       : { code: 'SESSION_FAULT', message: e instanceof Error ? e.message : String(e) };
-    for (const c of this.connections) c.sendSession({ type: 'fault', ...this.fault });
+    this.enqueue({ kind: 'session', message: { type: 'fault', ...this.fault } });
   }
 
   private onEnd(): void {
     this.ended = true;
-    for (const c of this.connections) c.sendSession({ type: 'end' });
+    this.enqueue({ kind: 'session', message: { type: 'end' } });
   }
 }

@@ -24,6 +24,9 @@ export class ServerMetrics {
   lagMs = 0;
   trsPerSecond = 0;
   faults = 0;
+  /** Time spent handing queued TRs to clients (the server's own per-TR cost). */
+  fanOutMsSum = 0;
+  fanOutBatches = 0;
 
   onTelemetry(t: Telemetry): void {
     this.trsProcessed++;
@@ -35,6 +38,11 @@ export class ServerMetrics {
     }
     if (Number.isFinite(t.lagMs)) this.lagMs = t.lagMs;
     if (Number.isFinite(t.trsPerSecond)) this.trsPerSecond = t.trsPerSecond;
+  }
+
+  onFanOut(ms: number, batches: number): void {
+    this.fanOutMsSum += ms;
+    this.fanOutBatches += batches;
   }
 
   reject(code: string): void {
@@ -62,6 +70,10 @@ export class ServerMetrics {
     metric('syncact_stage_last_latency_seconds', 'gauge', 'Per-stage processing time of the latest TR.', labelled('syncact_stage_last_latency_seconds', 'stage', this.stageLast, 1e-3));
     metric('syncact_lag_seconds', 'gauge', 'How far the latest TR finished behind its scheduled time.', [`syncact_lag_seconds ${num(this.lagMs / 1000)}`]);
     metric('syncact_trs_per_second', 'gauge', 'Recent processing rate reported by the pipeline.', [`syncact_trs_per_second ${num(this.trsPerSecond)}`]);
+    metric('syncact_fanout_seconds', 'summary', 'Server time spent sending TRs and annotation updates to clients (count: TRs fanned out).', [
+      `syncact_fanout_seconds_sum ${num(this.fanOutMsSum / 1000)}`,
+      `syncact_fanout_seconds_count ${this.fanOutBatches}`,
+    ]);
     metric('syncact_clients', 'gauge', 'Connected WebSocket clients.', [`syncact_clients ${this.clients}`]);
     metric('syncact_connections_total', 'counter', 'WebSocket connections accepted.', [`syncact_connections_total ${this.connectionsTotal}`]);
     metric('syncact_dropped_updates_total', 'counter', 'Topic updates coalesced away for slow clients.', [`syncact_dropped_updates_total ${this.dropped}`]);
