@@ -509,6 +509,8 @@ export function responsesFromActivations(acts: ActivationMatrix, options: Omit<U
   const nTrs = options.nTrs ?? defaultTrCount(acts.frameTimes, options.tr, options.onset ?? 0);
   const responses: Float64Array[] = [];
   for (let f = 0; f < F; f++) {
+    // Frames past the run would only pile up in the binner's pending TRs.
+    if (series.trOf(acts.frameTimes[f]) >= nTrs) continue;
     series.pushFrame(acts.frameTimes[f], acts.values.subarray(f * U, (f + 1) * U));
     while (series.nextTr < Math.min(series.completeTrs, nTrs)) responses.push(series.takeTr().responses);
   }
