@@ -59,7 +59,10 @@ export interface LockstepPlan {
   warnings: ReplayWarning[];
 }
 
-/** Header and session TRs further apart than this (relative) disagree. float32 pixdim holds ~7 digits. */
+/**
+ * Header and session TRs further apart than this (s) disagree: far above float32 pixdim
+ * rounding (~1e-7 s), far below any real TR difference; the same rule as session.ts.
+ */
 const TR_TOLERANCE = 1e-3;
 /** Frame-time slack (in frames) at a TR boundary: float noise, never a real offset. */
 const BOUNDARY_SLACK = 1e-6;
@@ -108,7 +111,7 @@ export function planLockstep(o: LockstepOptions): LockstepPlan {
     tr = o.headerTr;
   } else {
     tr = sessionTr;
-    if (o.headerTr !== null && Math.abs(sessionTr - o.headerTr) > TR_TOLERANCE * o.headerTr) {
+    if (o.headerTr !== null && Math.abs(sessionTr - o.headerTr) > TR_TOLERANCE) {
       const what = `the session's TR (${fmt(sessionTr)}) differs from the header's (${fmt(o.headerTr)})`;
       if (!o.acceptTrMismatch) {
         throw new SyncactError('REPLAY_TR_MISMATCH', `${what}: fix "tr" in the session, or accept the session's TR explicitly`, o.fmri);
