@@ -28,7 +28,9 @@
  *       quadrature pair (size 11), D = o_t·e_{t−1} − e_t·o_{t−1} = Im(z_t · conj z_{t−1}),
  *       which for a drifting pattern is |z|²·sin(k·shift): positive for motion along +θ
  *       (the filter's wave vector), negative against it (the two-frame form of Adelson &
- *       Bergen 1985 energy). Rectified into two channels per orientation:
+ *       Bergen 1985 energy). Divided by the local energy of its orientation (Heeger 1992
+ *       normalisation) so it codes direction and speed, not contrast², and rectified into
+ *       two channels per orientation:
  *       energy, 0°+, 0°−, 45°+, 45°−, 90°+, 90°−, 135°+, 135°− (9 channels).
  *       Motion needs the previous frame; the first frame ever is compared with itself (0).
  */
@@ -47,6 +49,11 @@ const C1_STRIDE = 2;
 export const S2_PATCH = 3;
 /** Pyramid level of the opponent motion energy (32 px: the movie's 2 px/frame drift is ½ px). */
 const MOTION_LEVEL = 2;
+/**
+ * Semi-saturation constant of the motion normalisation, in squared quadrature-filter units:
+ * the oriented energy of a grating of amplitude ≈ 0.007 (2 grey levels) at the motion scale.
+ */
+const MOTION_SIGMA2 = 1e-3;
 const CONTRAST_WINDOW = 16;
 const CONTRAST_STRIDE = 8;
 /** Keeps the S2 similarity defined (→ 0) on blank patches; C1 values of visible patterns are ≳ 0.1. */
@@ -196,8 +203,15 @@ function motionChannels(grey: tf.Tensor4D, previous: tf.Tensor4D | null, f: Hmax
   const ePrev = tf.slice(even, 0, n);
   const oPrev = tf.slice(odd, 0, n);
   const d = ew(tf.sub(tf.mul(oNow, ePrev), tf.mul(eNow, oPrev)), 3, c);
+  // Divisive normalisation (Heeger 1992) by the local energy of the same orientation in both
+  // frames, so the units code direction and speed (≈ sin of the phase step) rather than
+  // contrast². Pooling the normaliser over orientations would make each unit code its
+  // orientation's share of the energy instead (cross-orientation suppression).
+  const energy = ew(tf.add(tf.square(even), tf.square(odd)), 3, c);
+  const norm = ew(tf.add(tf.mul(tf.add(tf.slice(energy, 1, n), tf.slice(energy, 0, n)), 0.5), MOTION_SIGMA2), 3, c);
+  const dn = ew(tf.div(d, norm), 1, c);
   // [.., orientation, (+, −)] flattened: 0°+, 0°−, 45°+, …
-  const split = ew(tf.reshape(tf.stack([tf.relu(d), tf.relu(tf.neg(d))], 4), [n, h, w, 2 * k]) as tf.Tensor4D, 2, c);
+  const split = ew(tf.reshape(tf.stack([tf.relu(dn), tf.relu(tf.neg(dn))], 4), [n, h, w, 2 * k]) as tf.Tensor4D, 2, c);
   return tf.concat([spatial(diff, pooling, c), spatial(split, pooling, c)], 1);
 }
 
