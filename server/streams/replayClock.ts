@@ -29,8 +29,16 @@
  * ```
  * ticks (fast consumer):   0--1s--1--1s--2--1s--3|          lagMs 0, 0, 0, 0
  * ticks (slow consumer):   0--1.5s--1--1.5s--2--1.5s--3|    lagMs 0, 500, 1000, 1500
- * commands:                ----pause-----play--
+ * pause at 1.5 s, play at 3.5 s:
+ * commands:                ---------P---------p--
+ * ticks:                   0--1s--1-----------------0.5s--2--1s--3|
  * ```
+ *
+ * A seek while paused moves the position; nothing is emitted until play. At 'max' every
+ * tick still goes through the scheduler, so that commands (and other I/O) get in between
+ * TRs: with the default asyncScheduler that is about 1.4 ms per TR (~700 TRs/s with a
+ * consumer that does nothing); asapScheduler is ~20× faster but lets a synchronous
+ * consumer starve I/O.
  *
  * @param options.trCount number of TRs in the run (Infinity for an open-ended live run)
  * @param options.tr seconds per TR at speed 1
