@@ -49,9 +49,16 @@ export interface BuiltinOptions {
 export interface BuiltinExtractor extends FeatureExtractor {
   /** Channel names per returned layer, e.g. color: luminance, contrast, red_green, blue_yellow. */
   readonly channelNames: Record<string, string[]>;
-  /** Floating-point operations per frame of the ops the network runs (multiply-add = 2). */
+  /**
+   * Floating-point operations per frame of the ops the network runs (multiply-add = 2),
+   * counted from the op shapes of a batch of one (motion filters that frame and its
+   * predecessor, so larger batches need slightly fewer per frame).
+   */
   readonly flopsPerFrame: number;
-  /** Forget the previous frame (after a seek or before another movie): motion restarts at 0. */
+  /**
+   * Forget the previous frame (after a seek or before another movie): the next batch to
+   * start compares its first frame with itself, so its motion is 0.
+   */
   reset(): void;
 }
 
