@@ -21,7 +21,7 @@ looks finished. An existing DIR is replaced only if it is an earlier analysis.
 
 options:
   --out DIR          output folder (required)
-  --annotate-every N annotate every N TRs as well as at the end (default 50)
+  --annotate-every N annotate every N TRs as well as at the end (default 100)
   --quiet            print only errors
 
 ${SESSION_USAGE}`;
@@ -39,7 +39,7 @@ export const analyze: Command = {
     );
     if (positionals.length) throw new SyncactError('CLI_USAGE', `analyze: unexpected argument "${positionals[0]}"`);
     if (!values.out) throw new SyncactError('CLI_USAGE', 'analyze: --out DIR is required');
-    const every = values['annotate-every'] === undefined ? 50 : Number(values['annotate-every']);
+    const every = values['annotate-every'] === undefined ? 100 : Number(values['annotate-every']);
     if (!Number.isInteger(every) || every < 0) throw new SyncactError('CLI_USAGE', `analyze: --annotate-every must be a non-negative integer, got "${values['annotate-every']}"`);
     const say = (line: string) => {
       if (!values.quiet) process.stderr.write(line + '\n');
