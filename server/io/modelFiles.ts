@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { SyncactError } from '../errors.ts';
 
 /** One weight as model.json's weightsManifest lists it (tf.io.WeightsManifestEntry's shape). */
@@ -117,7 +117,12 @@ export async function readTfjsModelFiles(modelJsonPath: string): Promise<TfjsMod
     let got = 0;
     for (const p of group.paths) {
       if (typeof p !== 'string' || p.length === 0) throw new SyncactError('CNN_MODEL_FORMAT', `weightsManifest has a bad shard path ${JSON.stringify(p)}`, path);
-      const buf = await readOrFail(join(dir, p), 'weight shard', `named in ${basename(path)}`);
+      const shard = resolve(dir, p);
+      // Shards live beside model.json; a manifest must not make syncact read other files.
+      if (relative(dir, shard).startsWith('..') || isAbsolute(p)) {
+        throw new SyncactError('CNN_MODEL_FORMAT', `weightsManifest names a shard outside the model's folder: ${JSON.stringify(p)}`, path);
+      }
+      const buf = await readOrFail(shard, 'weight shard', `named in ${basename(path)}`);
       hash.update(buf);
       shards.push(buf);
       got += buf.length;

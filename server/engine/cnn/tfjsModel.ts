@@ -5,6 +5,8 @@
  * - Layers models: taps are layer names. The model is rebuilt as
  *   `tf.model({inputs: m.inputs, outputs: taps.map(n => m.getLayer(n).output)})`, so one
  *   forward pass gives every tapped layer (and nothing past the deepest tap is computed).
+ *   Names are the model's top-level layers: a Keras application wrapped as one layer of an
+ *   outer model exposes only its own output (save the inner model to tap inside it).
  * - Graph models: taps are node names (optionally "name:k" for a node's k-th output),
  *   fetched with `model.execute(input, names)`; models with control flow go through
  *   `executeAsync`.

@@ -195,6 +195,8 @@ describe('TF.js layers models from disk', () => {
     await expectError(readTfjsModelFiles(notModel), 'CNN_MODEL_FORMAT', /no modelTopology/);
     writeFileSync(notModel, JSON.stringify({ modelTopology: { foo: 1 }, weightsManifest: [] }));
     await expectError(readTfjsModelFiles(notModel), 'CNN_MODEL_FORMAT', /neither a Keras layers model/);
+    writeFileSync(notModel, JSON.stringify({ modelTopology: { node: [] }, weightsManifest: [{ paths: ['../secret.bin'], weights: [] }] }));
+    await expectError(readTfjsModelFiles(notModel), 'CNN_MODEL_FORMAT', /outside the model's folder: "\.\.\/secret\.bin"/);
     writeFileSync(notModel, '{oops');
     await expectError(readTfjsModelFiles(notModel), 'CNN_MODEL_FORMAT', /invalid JSON/);
     await expectError(readTfjsModelFiles(join(tmp, 'none', 'model.json')), 'CNN_MODEL_FILES', /model file .*model\.json is missing/);
