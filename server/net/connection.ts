@@ -138,11 +138,14 @@ export class Connection {
     this.ctx.metrics.bytesSent += binary ? w.byteLength : Buffer.byteLength(w);
   }
 
-  /** Sends a session message (hello, replies, faults) unless the client is far behind. */
-  sendSession(message: Unstamped<ServerMessage>): void {
+  /**
+   * Sends a session message (hello, replies, faults) unless the client is far behind;
+   * `tr` is the TR it is about (default: the latest).
+   */
+  sendSession(message: Unstamped<ServerMessage>, tr = this.ctx.currentTr()): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (this.ws.bufferedAmount >= SESSION_MESSAGE_LIMIT_FACTOR * this.ctx.highWaterBytes) return;
-    const stamped = { ...message, v: MESSAGES[message.type].version, tr: this.ctx.currentTr(), seq: this.sessionSeq++ };
+    const stamped = { ...message, v: MESSAGES[message.type].version, tr, seq: this.sessionSeq++ };
     this.sendWire(JSON.stringify(stamped));
   }
 

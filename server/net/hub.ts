@@ -57,7 +57,7 @@ export const MAX_QUEUED_TRS = 64;
 /** One TR's updates (or a session message) waiting for the fan-out. */
 type Batch =
   | { kind: 'tr'; tr: number; updates: Update[]; mapSeq: number; maps: Map<string, Update> }
-  | { kind: 'session'; message: { type: 'fault'; code: ErrorCode; message: string } | { type: 'end' } };
+  | { kind: 'session'; tr: number; message: { type: 'fault'; code: ErrorCode; message: string } | { type: 'end' } };
 
 export class Hub {
   readonly connections = new Set<Connection>();
@@ -69,7 +69,10 @@ export class Hub {
   private fanOutScheduled: ReturnType<typeof setImmediate> | undefined;
   private tr = -1;
   selection: { target: 'unit' | 'network'; index: number } = { target: 'unit', index: 0 };
-  fault: Fault | null = null;
+  /** Set when the state stream errored: the session is dead (new clients are told too). */
+  failed: Fault | null = null;
+  /** The latest fault of any kind (a dead stream, a reported problem, a map that failed). */
+  lastFault: Fault | null = null;
   ended = false;
   private subscriptions: Subscription[] = [];
   private readonly ctx: ConnectionContext;
@@ -101,7 +104,9 @@ export class Hub {
     this.subscriptions.push(
       this.session.state$.subscribe({
         next: (s) => this.guard(() => this.onState(s)),
-        error: (e) => this.onFault(e),
+        error: (e) => {
+          this.failed = this.onFault(e);
+        },
         complete: () => this.onEnd(),
       }),
       this.session.annotations$.subscribe({
@@ -109,6 +114,9 @@ export class Hub {
         error: (e) => this.onFault(e),
       }),
     );
+    if (this.session.faults$) {
+      this.subscriptions.push(this.session.faults$.subscribe({ next: (e) => this.onFault(e), error: (e) => this.onFault(e) }));
+    }
   }
 
   stop(): void {
@@ -146,7 +154,7 @@ export class Hub {
       heartbeatMs: this.options.heartbeatMs,
     });
     conn.sendRaw(encodeSessionArrays(this.session.info, this.tr, 0));
-    if (this.fault) conn.sendSession({ type: 'fault', ...this.fault });
+    if (this.failed) conn.sendSession({ type: 'fault', ...this.failed });
     conn.subscribe(topics);
     if (this.ended) conn.sendSession({ type: 'end' });
     return conn;
@@ -247,7 +255,7 @@ export class Hub {
   private fanOutBatches(batches: Batch[]): void {
     for (const b of batches) {
       if (b.kind === 'session') {
-        for (const c of this.connections) c.sendSession(b.message);
+        for (const c of this.connections) c.sendSession(b.message, b.tr);
         continue;
       }
       for (const c of this.connections) {
@@ -295,16 +303,19 @@ export class Hub {
     }
   }
 
-  private onFault(e: unknown): void {
+  /** Reports a fault to every client (in order with the TRs before it) and returns it. */
+  private onFault(e: unknown): Fault {
     this.options.metrics.faults++;
-    this.fault = isSyncactError(e)
+    const fault: Fault = isSyncactError(e)
       ? { code: e.code, message: e.message }
       : { code: 'SESSION_FAULT', message: e instanceof Error ? e.message : String(e) };
-    this.enqueue({ kind: 'session', message: { type: 'fault', ...this.fault } });
+    this.lastFault = fault;
+    this.enqueue({ kind: 'session', tr: this.tr, message: { type: 'fault', ...fault } });
+    return fault;
   }
 
   private onEnd(): void {
     this.ended = true;
-    this.enqueue({ kind: 'session', message: { type: 'end' } });
+    this.enqueue({ kind: 'session', tr: this.tr, message: { type: 'end' } });
   }
 }

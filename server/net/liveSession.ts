@@ -5,6 +5,7 @@
  * can never hold the pipeline back (a slow client is coalesced inside the server).
  */
 import type { Observable } from 'rxjs';
+import type { SyncactError } from '../errors.ts';
 import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
 import type { AnnotationRow, BrainMap, SessionInfo, TrState } from '../../protocol/state.ts';
 
@@ -15,6 +16,11 @@ export interface LiveSession {
    * An error is reported to clients as a `fault`; completion as `end`. The server stays up.
    */
   state$: Observable<TrState>;
+  /**
+   * Problems the session survives (the movie decoder died and frames stop, a volume file
+   * vanished in live mode): each is sent to clients as a `fault`; the state stream goes on.
+   */
+  faults$?: Observable<SyncactError | Error>;
   /** The annotation table whenever it is recomputed. */
   annotations$: Observable<AnnotationRow[]>;
   /** The current map of a unit (t or beta) or a network; undefined when not available yet. */

@@ -130,11 +130,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (path === '/healthz') {
       const body = JSON.stringify({
-        status: hub.fault ? 'fault' : 'ok',
+        status: hub.failed ? 'failed' : hub.ended ? 'ended' : 'ok',
         tr: hub.currentTr,
         clients: hub.connections.size,
-        ended: hub.ended,
-        fault: hub.fault,
+        lastFault: hub.lastFault,
       });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body + '\n');
       return;

@@ -55,7 +55,7 @@ describe('HTTP side of the live server', () => {
     session.emit(1);
     const h = await get(server.port, '/healthz');
     expect(h.status).toBe(200);
-    expect(JSON.parse(h.body)).toEqual({ status: 'ok', tr: 1, clients: 0, ended: false, fault: null });
+    expect(JSON.parse(h.body)).toEqual({ status: 'ok', tr: 1, clients: 0, lastFault: null });
     const m = await get(server.port, '/metrics');
     expect(m.type).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(m.body).toContain('# TYPE syncact_trs_processed_total counter\nsyncact_trs_processed_total 2\n');

@@ -9,6 +9,7 @@ import { startServer, type RunningServer } from '../../server/net/server.ts';
 import { SyncactError } from '../../server/errors.ts';
 import { TOPIC_IDS } from '../../protocol/topics.ts';
 import { scatterMap } from '../../protocol/mapLayout.ts';
+import { Subject } from 'rxjs';
 import { FakeSession, makeState } from './fakeSession.ts';
 import { TestClient, sleep, tick } from './testClient.ts';
 
@@ -202,7 +203,29 @@ describe('live session over WebSocket', () => {
     await b.until(() => b.json('fault').length === 1 && b.json('state').length === 1);
     expect(b.json('state')[0].tr).toBe(0);
     const h = await fetch(`http://127.0.0.1:${server!.port}/healthz`).then((r) => r.json());
-    expect(h).toMatchObject({ status: 'fault', fault: { code: 'SESSION_FAULT' } });
+    expect(h).toMatchObject({ status: 'failed', lastFault: { code: 'SESSION_FAULT' } });
+  });
+
+  it('problems the session survives are faults for every client; the stream goes on', async () => {
+    const session = new FakeSession();
+    const faults = new Subject<SyncactError | Error>();
+    Object.assign(session, { faults$: faults.asObservable() });
+    await setup({ session });
+    const c = await client('?topics=state');
+    session.emit(0);
+    faults.next(new SyncactError('REPLAY_MISSING_VOLUME', 'vol_0001.nii vanished', '/scans/vol_0001.nii'));
+    session.emit(1);
+    await c.until(() => c.json('state').length === 2);
+    // in publication order: TR 0, the fault, TR 1
+    const order = c.received.flatMap((d) => (d.kind === 'json' && (d.message.type === 'state' || d.message.type === 'fault') ? [d.message.type] : []));
+    expect(order).toEqual(['state', 'fault', 'state']);
+    expect(c.json('fault')[0]).toMatchObject({ code: 'REPLAY_MISSING_VOLUME', message: '/scans/vol_0001.nii: vol_0001.nii vanished', tr: 0 });
+    const h = await fetch(`http://127.0.0.1:${server!.port}/healthz`).then((r) => r.json());
+    expect(h).toMatchObject({ status: 'ok', tr: 1, lastFault: { code: 'REPLAY_MISSING_VOLUME' } });
+    // a client arriving later is not told about a fault the session survived
+    const late = await client('?topics=state');
+    await late.until(() => late.json('state').length === 1);
+    expect(late.json('fault')).toEqual([]);
   });
 
   it('a map that fails to build is a fault for its watchers; other topics keep flowing', async () => {
@@ -226,5 +249,10 @@ describe('live session over WebSocket', () => {
     await c.until(() => c.json('end').length === 1);
     await sleep(10);
     expect(c.json('state').length).toBe(1);
+    const h = (await fetch(`http://127.0.0.1:${server!.port}/healthz`).then((r) => r.json())) as { status: string };
+    expect(h.status).toBe('ended');
+    const late = await client('?topics=state');
+    await late.until(() => late.json('end').length === 1);
+    expect(late.json('state').map((s) => s.tr)).toEqual([0]);
   });
 });
