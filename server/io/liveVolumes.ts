@@ -11,10 +11,12 @@
  * extension (`.partial`, `.tmp`, `~`) are ignored, so writers that rename into place are
  * always safe.
  *
- * When is a file complete: its size is the same on two consecutive polls AND the NIfTI
- * reader finds everything its header promises (vox_offset + nx·ny·nz values; for gzip, a
- * stream that inflates to that length). Either alone is not enough: a writer can pause
- * mid-file (stable size, short data) and a fast writer can finish between two stats.
+ * When is a file complete: its size is the same on two consecutive polls (or a later
+ * volume's file already exists, or it has not been modified for a second: an export
+ * written earlier is then read without one poll per file) AND the NIfTI reader finds
+ * everything its header promises (vox_offset + nx·ny·nz values; for gzip, a stream that
+ * inflates to that length). Neither alone is enough: a writer can pause mid-file (stable
+ * size, short data), and a file can be long enough while its writer is still busy.
  *
  * Waiting is by polling (default every 100 ms): it works on network shares, where file
  * system events do not. The timeout for volume k starts when volume k is asked for, so a
@@ -60,6 +62,8 @@ export interface LiveFolder {
 const VOLUME_FILE = /\.nii(\.gz)?$/i;
 /** Reader errors that mean "not all there yet" while a file is being written. */
 const INCOMPLETE = new Set(['NIFTI_TRUNCATED_HEADER', 'NIFTI_TRUNCATED_DATA', 'NIFTI_GZIP_CORRUPT', 'NIFTI_NOT_NIFTI']);
+/** A file unmodified for this long (ms) is not being written any more. */
+const SETTLED_MS = 1000;
 /** Affine entries further apart than this (mm) are different grids (as masks use). */
 const AFFINE_TOLERANCE = 1e-4;
 
@@ -133,20 +137,29 @@ async function waitForVolume(dir: string, k: number, base: number | null, o: { p
   for (;;) {
     const names = await listVolumes(dir);
     let name: string | undefined;
+    /** A file after volume k's is there: the writer has moved on. */
+    let laterExists: boolean;
     if (base !== null && names.every((n) => numberOf(n) !== null)) {
       name = names.find((n) => numberOf(n) === base + k);
-      if (!name) {
-        const later = names.find((n) => (numberOf(n) as number) > base + k);
-        why = later ? `the file numbered ${base + k} is absent while ${later} is there` : `no file numbered ${base + k} has appeared`;
-      }
+      const later = names.find((n) => (numberOf(n) as number) > base + k);
+      laterExists = later !== undefined;
+      if (!name) why = later ? `the file numbered ${base + k} is absent while ${later} is there` : `no file numbered ${base + k} has appeared`;
     } else {
       name = names[k];
+      laterExists = names.length > k + 1;
       if (!name) why = `only ${names.length} volume file${names.length === 1 ? '' : 's'} ha${names.length === 1 ? 's' : 've'} appeared`;
     }
     if (name) {
       const path = join(dir, name);
-      const size = await stat(path).then((s) => s.size, () => -1);
-      if (size > 0 && sizes.get(path) === size) {
+      const { size, mtimeMs } = await stat(path).then(
+        (st) => ({ size: st.size, mtimeMs: st.mtimeMs }),
+        () => ({ size: -1, mtimeMs: 0 }),
+      );
+      // Settled: the same size as on the previous look; or, so that a folder exported
+      // earlier is read without one poll per file, a later file exists or the file has
+      // not changed for a while. The header check below is needed in every case.
+      const settled = sizes.get(path) === size || laterExists || Date.now() - mtimeMs >= SETTLED_MS;
+      if (size > 0 && settled) {
         const taken = await readIfComplete(path, size, expect);
         if (typeof taken !== 'string') return taken;
         why = `${name} is incomplete (${taken})`;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -192,6 +192,21 @@ describe('live folder', () => {
     await writeNifti(other, new Float32Array(4 * 4 * 3), { dims: [4, 4, 3], affine: AFFINE });
     const source = await openLiveFolder(live, { pollMs: 15, timeoutMs: 1000 });
     await expect(collect(source.volumes())).rejects.toMatchObject({ code: 'REPLAY_VOLUME_MISMATCH', file: other, message: expect.stringContaining('differs from the first volume') });
+  });
+
+  it('a folder exported earlier is read without waiting a poll per file', { timeout: 10_000 }, async () => {
+    const live = await folder('earlier');
+    for (let k = 0; k < NV; k++) await writeFile(join(live, name(k)), files[k]);
+    // The last file has no later one: only its age says it is finished.
+    const old = new Date(Date.now() - 5000);
+    await utimes(join(live, name(NV - 1)), old, old);
+    // A minute between polls: any wait for a second look would run past the test timeout.
+    const source = await openLiveFolder(live, { pollMs: 60_000, timeoutMs: 120_000, count: NV });
+    const got = await collect(source.volumes());
+    expect(got.map((v) => v.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    const image = await openNifti(run4d);
+    for (let k = 0; k < NV; k++) expect(Buffer.compare(bytes(got[k].data), bytes(await image.readVolume(k)))).toBe(0);
+    await image.close();
   });
 
   it('unnumbered names are taken in natural order', async () => {
