@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -219,6 +220,52 @@ describe('FeatureCache', () => {
     if ('miss' in got) throw new Error(got.miss);
     expect(variants.some((v) => v.values.every((x, i) => x === got.values[i]))).toBe(true);
     expect(await readdir(dir)).toEqual([`${cache.key(PARTS)}.syncactf`]);
+  });
+
+  it('writers in separate processes racing a reader: the reader only ever sees complete files', async () => {
+    const dir = freshDir();
+    const script = join(root, 'writer.mts'); // .mts: ESM outside the package
+    const cacheModule = new URL('../../server/io/featureCache.ts', import.meta.url).href;
+    const randomModule = new URL('../../server/engine/random.ts', import.meta.url).href;
+    // Each writer rewrites the same key 6 times with its own seeded values.
+    await writeFile(
+      script,
+      `import { FeatureCache } from ${JSON.stringify(cacheModule)};
+import { createRng } from ${JSON.stringify(randomModule)};
+const [dir, seed, parts] = process.argv.slice(2);
+const rng = createRng(Number(seed));
+const values = Float32Array.from({ length: 20000 * 5 }, () => rng.normal());
+const acts = { layers: [{ name: 'a', channels: 3 }, { name: 'b', channels: 2 }], frameIndices: Int32Array.from({ length: 20000 }, (_, i) => i), frameTimes: Float64Array.from({ length: 20000 }, (_, i) => i / 10), values };
+const cache = new FeatureCache({ dir });
+for (let k = 0; k < 6; k++) await cache.write(JSON.parse(parts), acts);
+`,
+    );
+    const runTs = new URL('../../bin/run-ts.js', import.meta.url).pathname;
+    const seeds = [11, 12, 13];
+    const children = seeds.map(
+      (seed) =>
+        new Promise<number | null>((done) => {
+          const child = spawn(process.execPath, [runTs, script, dir, String(seed), JSON.stringify(PARTS)], { stdio: 'ignore' });
+          child.on('close', done);
+        }),
+    );
+    const cache = new FeatureCache({ dir });
+    let exited = false;
+    const all = Promise.all(children).then((codes) => ((exited = true), codes));
+    let reads = 0;
+    while (!exited) {
+      const r = await cache.read(PARTS);
+      reads++;
+      // Before the first rename there is no file; after it, always a complete one.
+      if ('miss' in r) expect(r.miss).toBe('not cached yet');
+    }
+    expect(await all).toEqual([0, 0, 0]);
+    const got = await cache.read(PARTS);
+    if ('miss' in got) throw new Error(got.miss);
+    const firsts = seeds.map((seed) => createRng(seed).normal());
+    expect(firsts.map((x) => Math.fround(x))).toContain(got.values[0]);
+    expect(await readdir(dir)).toEqual([`${cache.key(PARTS)}.syncactf`]);
+    expect(reads).toBeGreaterThan(0);
   });
 
   it('a write that cannot create its folder is a typed error naming the file', async () => {
