@@ -50,6 +50,17 @@ export function parseOnnxModel(bytes: Uint8Array, file?: string): OnnxModel {
   if (!model.graph || (model.graph.node ?? []).length === 0) {
     throw new SyncactError('CNN_MODEL_FORMAT', 'not an ONNX model (no graph or an empty graph)', file);
   }
+  // Weights in separate files (onnx's save_as_external_data, used past 2 GB) are looked up
+  // relative to a model path, which a session made from bytes does not have.
+  const external = (model.graph.initializer ?? []).filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  if (external.length > 0) {
+    throw new SyncactError(
+      'CNN_MODEL_FORMAT',
+      `${external.length} initializers keep their data in external files (e.g. "${external[0].name}"); ` +
+        'save the model with its weights inside: onnx.save(onnx.load(path), out, save_as_external_data=False)',
+      file,
+    );
+  }
   return model;
 }
 

@@ -104,6 +104,14 @@ describe('onnxGraph', () => {
     }
   });
 
+  it('refuses weights kept in external files', () => {
+    const m = parseOnnxModel(bytes);
+    const t = m.graph!.initializer![0];
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.externalData = [{ key: 'location', value: 'weights.bin' }];
+    expect(() => parseOnnxModel(onnx.ModelProto.encode(m).finish(), 'big.onnx')).toThrow(/big\.onnx: 1 initializers keep their data in external files/);
+  });
+
   it('nothing to add leaves the bytes alone', () => {
     const edited = withGraphOutputs(bytes, model, ['logits']);
     expect(edited.added).toEqual([]);
@@ -280,14 +288,20 @@ describe('loadOnnxExtractor on tiny_cnn.onnx', () => {
   });
 
   it('frames of another size are resized to the model input', async () => {
-    // 32×32 frames made of 2×2 blocks of the 16×16 ones: bilinear halving gives the originals back.
+    // 32×32 frames made of 2×2 blocks of the 16×16 ones: nearest-neighbour halving (input
+    // pixel floor((i + 0.5)·2) = 2i + 1, inside block i) gives the originals back.
     const big = batch.frames.map((f) => {
       const g = new Uint8Array(32 * 32 * 3);
       for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) g[(y * 32 + x) * 3 + c] = f[((y >> 1) * 16 + (x >> 1)) * 3 + c];
       return g;
     });
-    const out = await mean.extract({ width: 32, height: 32, frames: big });
-    expectClose(out[6].values, layer('fc').mean);
+    const ex = await loadOnnxExtractor({ ...file, layers: ['logits'], preprocessing: { normalization: 'unit', resize: 'nearest' } });
+    try {
+      const out = await ex.extract({ width: 32, height: 32, frames: big });
+      expectClose(out[0].values, layer('fc').mean);
+    } finally {
+      await ex.dispose();
+    }
   });
 
   it('bad input gives typed errors', async () => {
