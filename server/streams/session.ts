@@ -511,13 +511,19 @@ async function movieFrames(path: string, extractor: FeatureExtractor): Promise<{
   return { source, hash: await movieFileHash(path), close: stop };
 }
 
-/** Masked volumes from a 4D NIfTI: sequential reads stream, a jump back restarts the stream. */
+/**
+ * Masked volumes from a 4D NIfTI by `readVolume` (a forward gzip cursor: sequential reads
+ * stream, a jump back re-inflates from the start), with volume k+1 requested as soon as k
+ * is handed out, so inflating overlaps the engine's work on k. The prefetch has its
+ * rejection handled when it is made (a truncated file must fail the TR that needs the
+ * volume, not the process while the engine is busy), and is dropped on a jump.
+ */
 function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
-  let it: AsyncIterator<{ index: number; data: Float32Array }> | null = null;
-  let next = 0;
-  const stop = async () => {
-    await it?.return?.();
-    it = null;
+  let ahead: { k: number; volume: Promise<Float32Array> } | null = null;
+  const fetch = (k: number) => {
+    const volume = image.readVolume(k).then((grid) => gather(grid, indices));
+    volume.catch(() => {});
+    return volume;
   };
   return {
     count: image.volumeCount,
@@ -526,20 +532,14 @@ function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
       if (!Number.isInteger(k) || k < 0 || k >= image.volumeCount) {
         throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path);
       }
-      if (it === null || k < next) {
-        await stop();
-        it = image.volumes({ start: k })[Symbol.asyncIterator]();
-        next = k;
-      }
-      for (;;) {
-        const r = await it.next();
-        if (r.done) throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} could not be read`, image.path);
-        next = r.value.index + 1;
-        if (r.value.index === k) return gather(r.value.data, indices);
-      }
+      const volume = ahead?.k === k ? ahead.volume : fetch(k);
+      ahead = k + 1 < image.volumeCount ? { k: k + 1, volume: volume.then(() => fetch(k + 1)) } : null;
+      ahead?.volume.catch(() => {});
+      return volume;
     },
     async close() {
-      await stop();
+      await ahead?.volume.catch(() => {});
+      ahead = null;
       await image.close();
     },
   };

@@ -1,0 +1,141 @@
+/**
+ * `syncact analyze` on the tiny synthetic session written to disk, with the built-in CNN:
+ * the folder it writes (report.json fields, truth block, NIfTI stacks equal to the
+ * pipeline's maps, coupling table equal to the final state), and that a failed run never
+ * leaves a folder that looks complete.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { analyze } from '../../server/commands/analyze.ts';
+import { commands } from '../../server/commands/index.ts';
+import { SyncactError } from '../../server/errors.ts';
+import { openNifti } from '../../server/io/nifti/read.ts';
+import { analyzeSession } from '../../server/analysis/analyze.ts';
+import { openSession } from '../../server/streams/session.ts';
+import { createSyntheticSession } from '../../server/synth/session.ts';
+import { writeSyntheticSession } from '../../server/synth/writeSession.ts';
+
+let tmp: string;
+let sessionFile: string;
+let cacheDir: string;
+const common = () => ['--session', sessionFile, '--frames-per-tr', '2', '--cache-dir', cacheDir, '--quiet'];
+
+async function run(argv: string[]): Promise<number> {
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    return await analyze.run(argv);
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'syncact-analyze-'));
+  const dir = join(tmp, 'tiny');
+  await writeSyntheticSession(createSyntheticSession({ preset: 'tiny', seed: 1 }), dir);
+  sessionFile = join(dir, 'session.json');
+  // 60 TRs: a short window and a few lagged nulls so significance is defined in the test.
+  const json = JSON.parse(readFileSync(sessionFile, 'utf8'));
+  writeFileSync(sessionFile, JSON.stringify({ ...json, engine: { window: 6, nulls: 4, regressors: 4 } }));
+  cacheDir = join(tmp, 'cache');
+});
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('syncact analyze', () => {
+  it('is registered', () => {
+    expect(commands).toContain(analyze);
+  });
+
+  it('writes report.json (timings, TR/s, peak RSS, truth), NIfTI maps equal to the pipeline, and the coupling table', async () => {
+    const out = join(tmp, 'out');
+    expect(await run([...common(), '--out', out])).toBe(0);
+    for (const f of ['report.json', 'glm_t.nii.gz', 'glm_beta.nii.gz', 'networks.nii.gz', 'coupling.tsv', 'annotation.tsv']) expect(existsSync(join(out, f))).toBe(true);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.summary.trs).toBe(60);
+    expect(report.trs_per_second).toBeGreaterThan(0);
+    expect(report.peak_rss_mb).toBeGreaterThan(10);
+    for (const stage of ['units', 'volume', 'engine', 'coupling', 'cka', 'state', 'annotation']) expect(report.timings.stages[stage].total_ms).toBeGreaterThanOrEqual(0);
+    expect(report.parameters.model.id).toBe('builtin:hmax-v1');
+    expect(report.parameters.null_shifts).toBe(4);
+    const t = report.truth;
+    expect(Object.keys(t)).toEqual(expect.arrayContaining(['sensitivity', 'false_positive_rate', 'map_correlation', 'annotation_accuracy']));
+    expect(t.detection.scored_trs).toBeGreaterThan(30);
+    expect(t.false_positive_rate).toBeGreaterThanOrEqual(0);
+    expect(t.false_positive_rate).toBeLessThanOrEqual(1);
+    expect(Number.isFinite(t.map_correlation)).toBe(true);
+    expect(t.detection.planted_pairs + t.detection.not_planted_pairs + t.detection.unscored_pairs).toBe(
+      report.summary.layers.reduce((a: number, l: { channels: number }) => a + l.channels, 0) * 7 + report.summary.regressors.length * 7,
+    );
+
+    // The same session through the pipeline in-process (the cache is warm now): its maps are the files'.
+    const s = await openSession({ session: sessionFile }, { framesPerTr: 2, cacheDir });
+    try {
+      expect(s.cnn.cacheHit).toBe(true);
+      const r = await analyzeSession(s, { annotateEvery: 100 });
+      const img = await openNifti(join(out, 'glm_t.nii.gz'));
+      expect(img.header.dims).toEqual([12, 14, 12, s.glmUnits.length]);
+      for (const [j, u] of s.glmUnits.entries()) {
+        const vol = await img.readVolume(j);
+        const want = s.engine.tmap(u);
+        const got = Float32Array.from(s.maskIndices, (g) => vol[g]);
+        expect(Array.from(got)).toEqual(Array.from(want));
+      }
+      await img.close();
+      const rows = readFileSync(join(out, 'coupling.tsv'), 'utf8').trim().split('\n');
+      const F = s.info.features.length;
+      expect(rows).toHaveLength(1 + s.info.units.length * F);
+      const header = rows[0].split('\t');
+      const rCol = header.indexOf('r');
+      for (const j of [0, 17, rows.length - 2]) {
+        const cell = rows[j + 1].split('\t')[rCol];
+        const want = r.final.coupling[j];
+        if (Number.isFinite(want)) expect(Number(cell)).toBeCloseTo(want, 5);
+        else expect(cell).toBe('n/a');
+      }
+      expect(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).summary.annotations.length).toBe(s.glmUnits.length);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('replaces an earlier analysis, but refuses a folder that is not one', async () => {
+    const out = join(tmp, 'again');
+    expect(await run([...common(), '--out', out, '--max-trs', '20'])).toBe(0);
+    const first = statSync(join(out, 'report.json')).mtimeMs;
+    expect(await run([...common(), '--out', out, '--max-trs', '20'])).toBe(0);
+    expect(statSync(join(out, 'report.json')).mtimeMs).toBeGreaterThanOrEqual(first);
+    expect(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).summary.trs).toBe(20);
+
+    const precious = join(tmp, 'precious');
+    mkdirSync(precious);
+    writeFileSync(join(precious, 'notes.txt'), 'mine');
+    const err = await run([...common(), '--out', precious, '--max-trs', '20']).catch((e) => e);
+    expect(err).toBeInstanceOf(SyncactError);
+    expect(err.code).toBe('OUTPUT_NOT_WRITABLE');
+    expect(err.message).toMatch(/not an earlier analysis/);
+    expect(readFileSync(join(precious, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+
+  it('a run that fails mid-way leaves neither DIR nor DIR.partial', async () => {
+    const broken = join(tmp, 'broken');
+    cpSync(join(tmp, 'tiny'), broken, { recursive: true });
+    const bold = join(broken, 'bold.nii.gz');
+    truncateSync(bold, Math.floor(statSync(bold).size * 0.7));
+    const out = join(tmp, 'broken-out');
+    const err = await run(['--session', join(broken, 'session.json'), '--frames-per-tr', '2', '--cache-dir', cacheDir, '--quiet', '--out', out]).catch((e) => e);
+    expect(err).toBeInstanceOf(SyncactError);
+    expect(err.code).toMatch(/^NIFTI_/);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+  });
+
+  it('usage errors name the option', async () => {
+    await expect(run(['--session', sessionFile])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--out/) });
+    await expect(run(['--out', join(tmp, 'x')])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--session/) });
+    await expect(run([...common(), '--out', join(tmp, 'x'), '--units', 'a,b'])).rejects.toMatchObject({ code: 'CLI_USAGE' });
+  });
+});
