@@ -17,7 +17,9 @@
  *
  * Failures name the file: a file ffprobe cannot read is MOVIE_UNREADABLE; an ffmpeg that
  * exits with an error, is killed, or ends before the requested frames is
- * MOVIE_DECODE_FAILED with the last frame decoded, never a hang or silently fewer frames.
+ * MOVIE_DECODE_FAILED with the last frame decoded, never silently fewer frames; one that
+ * stops producing output is stopped after `stallTimeoutMs` and reported the same way,
+ * never a hang.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
@@ -66,6 +68,12 @@ export interface DecodeOptions {
   seek?: 'input' | 'decode';
   /** Default locateFfmpeg(). */
   ffmpegPath?: string;
+  /**
+   * Milliseconds without a byte from ffmpeg, while a frame is awaited, after which the
+   * decoder is taken as stuck (a stalled network share, a wedged process): killed and
+   * reported as MOVIE_DECODE_FAILED. Default 60 000; a consumer's own pauses do not count.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** How long ffprobe may take on one file before the file is called unreadable. */
@@ -177,7 +185,7 @@ export function decodeArgs(info: MovieInfo, o: Required<Pick<DecodeOptions, 'sta
   ];
 }
 
-function checkRange(info: MovieInfo, o: DecodeOptions): Required<Pick<DecodeOptions, 'start' | 'end' | 'width' | 'height' | 'seek'>> {
+function checkRange(info: MovieInfo, o: DecodeOptions): Required<Pick<DecodeOptions, 'start' | 'end' | 'width' | 'height' | 'seek' | 'stallTimeoutMs'>> {
   const start = o.start ?? 0;
   const end = o.end ?? info.frameCount;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > info.frameCount || start > end) {
@@ -190,7 +198,9 @@ function checkRange(info: MovieInfo, o: DecodeOptions): Required<Pick<DecodeOpti
       throw new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `output ${name} must be a positive even number of pixels; got ${v}`, info.path);
     }
   }
-  return { start, end, width, height, seek: o.seek ?? 'input' };
+  const stallTimeoutMs = o.stallTimeoutMs ?? 60_000;
+  if (!(stallTimeoutMs > 0)) throw new SyncactError('REPLAY_BAD_OPTIONS', `stallTimeoutMs must be positive; got ${stallTimeoutMs}`, info.path);
+  return { start, end, width, height, seek: o.seek ?? 'input', stallTimeoutMs };
 }
 
 /**
@@ -222,7 +232,17 @@ async function* frameIterator(info: MovieInfo, o: ReturnType<typeof checkRange>,
     new SyncactError('MOVIE_DECODE_FAILED', `decoding frames ${o.start}..${o.end - 1} failed, last frame decoded: ${lastFrame()}; ${why}`, info.path);
   let finished = false;
   try {
-    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+    const chunks = (child.stdout! as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await nextOrStall(chunks, o.stallTimeoutMs);
+      if (next === 'stalled') {
+        child.kill('SIGKILL');
+        await exited;
+        finished = true;
+        throw failure(`ffmpeg gave no output for ${o.stallTimeoutMs / 1000} s and was stopped`);
+      }
+      if (next.done) break;
+      const chunk = next.value;
       let offset = 0;
       while (offset < chunk.length) {
         const n = Math.min(frameBytes - filled, chunk.length - offset);
@@ -260,6 +280,22 @@ async function* frameIterator(info: MovieInfo, o: ReturnType<typeof checkRange>,
       child.kill('SIGKILL');
       await exited;
     }
+  }
+}
+
+/** The iterator's next result, or 'stalled' when none comes within `ms`; the timer never outlives the call. */
+async function nextOrStall<T>(it: AsyncIterator<T>, ms: number): Promise<IteratorResult<T> | 'stalled'> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => {
+    timer = setTimeout(() => resolve('stalled'), ms);
+  });
+  const next = it.next();
+  // If the stall wins, the stream is killed and this read may reject later: not unhandled.
+  next.catch(() => undefined);
+  try {
+    return await Promise.race([next, stalled]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -192,6 +192,20 @@ describe('decodeFrames: a decoder that dies mid-stream', () => {
     ).rejects.toMatchObject({ code: 'MOVIE_DECODE_FAILED', message: expect.stringContaining('last frame decoded: frame 0; ffmpeg was killed (SIGKILL)') });
   });
 
+  it('an ffmpeg that stops producing output is stopped, not waited for forever', async () => {
+    const stuck = await fakeFfmpeg('ffmpeg-stuck', `head -c ${W * H * 3} /dev/zero\nexec sleep 30`);
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const f of decodeFrames(info, { start: 3, ffmpegPath: stuck, stallTimeoutMs: 150 })) seen.push(f.index);
+      })(),
+    ).rejects.toMatchObject({
+      code: 'MOVIE_DECODE_FAILED',
+      message: expect.stringContaining('last frame decoded: frame 3; ffmpeg gave no output for 0.15 s and was stopped'),
+    });
+    expect(seen).toEqual([3]);
+  });
+
   it('openMovie binds the probe and the decoder', async () => {
     const m = await openMovie(movie);
     expect(m.info.frameCount).toBe(N);
