@@ -90,7 +90,7 @@ export class MicrotimeBinner implements Estimator {
     }
     // Bin index on the global grid; TR and bin within it follow from it, so that a frame at
     // exactly k·TR lands in bin 0 of TR k whatever the rounding of k·TR.
-    const g = Math.floor(time / this.dt);
+    const g = binOfTime(time, this.dt);
     const k = Math.floor(g / this.binsPerTr);
     const b = g - k * this.binsPerTr;
     if (k < this.next) {
@@ -163,4 +163,16 @@ export class MicrotimeBinner implements Estimator {
     this.dropped = s.scalars.dropped;
     this.pending.clear();
   }
+}
+
+/**
+ * Frames on a bin edge start that bin. A frame at i/fps that equals b·dt in exact
+ * arithmetic (10 fps with 0.05 s bins) can round to b·dt − 1e-15 in floating point;
+ * the tolerance (a billionth of a bin) puts it in bin b as a person would.
+ */
+const EDGE_TOLERANCE = 1e-9;
+
+/** The global index of the bin of width `width` (seconds) holding time `time` (≥ 0). */
+export function binOfTime(time: number, width: number): number {
+  return Math.floor(time / width + EDGE_TOLERANCE);
 }

@@ -10,7 +10,7 @@ function batchBins(times: number[], frames: Float64Array[], tr: number, T: numbe
   const counts = new Float64Array(n * C);
   const dt = tr / T;
   times.forEach((t, f) => {
-    const g = Math.floor(t / dt);
+    const g = Math.floor(t / dt + 1e-9);
     if (t < 0 || g >= n) return;
     for (let c = 0; c < C; c++) {
       const v = frames[f][c];
@@ -56,6 +56,18 @@ describe('MicrotimeBinner', () => {
       for (let i = 0; i < T * C; i++) expect(got[i]).toBeCloseTo(expected[k * T * C + i], 12);
     }
     expect(binner.droppedFrames).toBe(0);
+  });
+
+  it('puts a frame lying on a bin edge into the bin it starts, despite rounding of i/fps', () => {
+    // 10 fps, TR 0.8 s, 16 bins of 0.05 s: frame i is at exactly bin 2i; in floating point
+    // (i/10)/0.05 lands just below 2i for some i (e.g. i = 3: 5.999999999999999).
+    const binner = new MicrotimeBinner({ tr: 0.8, binsPerTr: 16, channels: 1 });
+    for (let i = 0; i < 16; i++) binner.pushFrame(i / 10, Float64Array.of(i));
+    const bins = binner.takeTr(0);
+    for (let i = 0; i < 8; i++) {
+      expect(bins[2 * i]).toBe(i);
+      expect(bins[2 * i + 1]).toBe(i); // empty bin holds the last value
+    }
   });
 
   it('averages the frames that share a bin', () => {

@@ -25,7 +25,7 @@ import { SyncactError } from '../../errors.ts';
 import type { Estimator, EstimatorSnapshot } from '../estimator.ts';
 import { DEFAULT_MICROTIME_BINS, microtimeHrfKernels, type HrfParams } from '../hrf.ts';
 import { HrfConvolver } from '../hrfConvolver.ts';
-import { MicrotimeBinner } from '../microtime.ts';
+import { binOfTime, MicrotimeBinner } from '../microtime.ts';
 import type { FeatureExtractor, LayerActivations, LayerInfo } from './extractor.ts';
 
 /**
@@ -137,9 +137,6 @@ export interface UnitTr {
   responses: Float64Array;
 }
 
-/** Frame times are moved this fraction of a bin later before binning (see pushFrame). */
-const EDGE_NUDGE = 1e-9;
-
 const KIND = 'unitSeries';
 const VERSION = 1;
 
@@ -219,11 +216,9 @@ export class UnitSeries implements Estimator {
 
   /** Pushes one frame of all units (layout order) at movie time `time`. */
   pushFrame(time: number, values: Float32Array | Float64Array): void {
-    // A frame on a bin edge (frame i at i/fps = b·dt, as at 10 fps with 16 bins of 0.05 s)
-    // starts bin b; without the nudge, t/dt rounds to b − 1e-15 for some i and the frame falls
-    // in bin b − 1. Same convention as the ground truth of server/synth/drives.ts.
-    const t = time - this.onset + EDGE_NUDGE * this.dt;
-    this.binner.pushFrame(t, values);
+    // Frames on a bin edge start that bin (binOfTime); same convention as the ground truth
+    // of server/synth/drives.ts.
+    this.binner.pushFrame(time - this.onset, values);
     const k = this.trOf(time);
     if (k > this.seen) this.seen = k;
   }
@@ -234,8 +229,8 @@ export class UnitSeries implements Estimator {
    * binned even at a TR edge.
    */
   trOf(time: number): number {
-    const t = time - this.onset + EDGE_NUDGE * this.dt;
-    return t >= 0 ? Math.floor(Math.floor(t / this.dt) / this.binsPerTr) : -1;
+    const t = time - this.onset;
+    return t >= 0 ? Math.floor(binOfTime(t, this.dt) / this.binsPerTr) : -1;
   }
 
   /** Closes the next TR and returns its bins and responses (fresh arrays). */
@@ -390,9 +385,9 @@ export function selectFrames(source: Pick<FrameSource, 'frameCount' | 'fps' | 't
   };
   for (let i = 0; i < n; i++) {
     // The same edge convention as UnitSeries.pushFrame: a frame at a TR's start is in that TR.
-    const t = frameTime(source, i) - onset + EDGE_NUDGE * sampling.tr;
+    const t = frameTime(source, i) - onset;
     if (t < 0) continue;
-    const k = Math.floor(t / sampling.tr);
+    const k = binOfTime(t, sampling.tr);
     if (k !== groupTr) {
       flush();
       groupTr = k;
@@ -521,8 +516,8 @@ export function responsesFromActivations(acts: ActivationMatrix, options: Omit<U
 /** TRs up to and including the one holding the last frame (0 when no frame is past the onset). */
 function defaultTrCount(times: Float64Array, tr: number, onset: number): number {
   if (times.length === 0) return 0;
-  const t = times[times.length - 1] - onset + EDGE_NUDGE * tr;
-  return t < 0 ? 0 : Math.floor(t / tr) + 1;
+  const t = times[times.length - 1] - onset;
+  return t < 0 ? 0 : binOfTime(t, tr) + 1;
 }
 
 async function forEachBatch(
