@@ -120,6 +120,12 @@ export function validateControlCommand(x: unknown): ControlCommand {
   }
 }
 
+/** The topics named by a `?topics=a,b` query value, and the names that are not topics. */
+export function parseTopicsQuery(raw: string | null): { topics: Topic[]; unknown: string[] } {
+  const names = (raw ?? '').split(',').filter((n) => n.length > 0);
+  return { topics: [...new Set(names.filter(isTopic))], unknown: names.filter((n) => !isTopic(n)) };
+}
+
 /** Parses and validates one message from a client (a WebSocket text or binary frame). */
 export function parseClientMessage(data: string | Uint8Array, isBinary: boolean): ClientMessage {
   if (isBinary) {

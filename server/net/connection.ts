@@ -14,7 +14,7 @@ import { SyncactError, isSyncactError, type ErrorCode } from '../errors.ts';
 import { MESSAGES, type ClientMessage, type ControlCommand, type MapSpec, type ServerMessage } from '../../protocol/messages.ts';
 import { parseClientMessage, validateMapSpec } from '../../protocol/validate.ts';
 import { sliceOutOfRange } from '../../protocol/mapLayout.ts';
-import { TOPICS, isTopic, type Topic } from '../../protocol/topics.ts';
+import type { Topic } from '../../protocol/topics.ts';
 import type { Wire } from '../../protocol/topicCodec.ts';
 import type { SessionInfo } from '../../protocol/state.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -165,17 +165,6 @@ export class Connection {
       const u = this.ctx.snapshot(t, this.mapSpec);
       if (u) this.offer(u);
     }
-  }
-
-  /** Subscriptions from the `?topics=` of the connection URL; unknown names get one error. */
-  subscribeFromQuery(raw: string | null): Topic[] {
-    if (!raw) return [];
-    const names = raw.split(',').filter((s) => s.length > 0);
-    const bad = names.filter((n) => !isTopic(n));
-    if (bad.length > 0) {
-      this.sendError('PROTOCOL_INVALID_MESSAGE', `?topics= names unknown topics ${bad.slice(0, 5).map((b) => JSON.stringify(b.slice(0, 40))).join(', ')} (topics: ${TOPICS.join(', ')})`);
-    }
-    return [...new Set(names.filter(isTopic))];
   }
 
   /** Handles one incoming WebSocket message; never throws. */

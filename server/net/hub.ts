@@ -31,7 +31,9 @@ import {
   encodeStateTopic,
   encodeTelemetryTopic,
   encodeUnitsTopic,
+  type Wire,
 } from '../../protocol/topicCodec.ts';
+import { parseTopicsQuery } from '../../protocol/validate.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
 import type { LiveSession } from './liveSession.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -76,6 +78,8 @@ export class Hub {
   ended = false;
   private subscriptions: Subscription[] = [];
   private readonly ctx: ConnectionContext;
+  /** The session's arrays, encoded once (the background alone can be megabytes). */
+  private sessionArrays: Wire[] | undefined;
 
   constructor(
     private readonly session: LiveSession,
@@ -138,7 +142,7 @@ export class Hub {
       conn.alive = true;
     });
     ws.on('close', () => this.detach(conn));
-    const topics = conn.subscribeFromQuery(options.topicsQuery);
+    const { topics, unknown } = parseTopicsQuery(options.topicsQuery);
     const { maskIndices, background, ...rest } = this.session.info;
     conn.sendSession({
       type: 'hello',
@@ -153,7 +157,12 @@ export class Hub {
       selection: { ...this.selection },
       heartbeatMs: this.options.heartbeatMs,
     });
-    conn.sendRaw(encodeSessionArrays(this.session.info, this.tr, 0));
+    this.sessionArrays ??= encodeSessionArrays(this.session.info, 0, 0);
+    conn.sendRaw(this.sessionArrays);
+    if (unknown.length > 0) {
+      const names = unknown.slice(0, 5).map((n) => JSON.stringify(n.slice(0, 40)));
+      conn.sendError('PROTOCOL_INVALID_MESSAGE', `?topics= names unknown topics ${names.join(', ')} (topics: ${TOPICS.join(', ')})`);
+    }
     if (this.failed) conn.sendSession({ type: 'fault', ...this.failed });
     conn.subscribe(topics);
     if (this.ended) conn.sendSession({ type: 'end' });

@@ -42,6 +42,8 @@ export interface ServerOptions {
   heartbeatMs?: number;
   /** Per-client message rate (default burst 200, 100 per second). */
   rateLimit?: RateLimitOptions;
+  /** WebSocket clients at once; more are refused with HTTP 503 (default 256). */
+  maxClients?: number;
 }
 
 export interface ClientStats {
@@ -80,6 +82,7 @@ export const DEFAULTS = {
   highWaterBytes: 1024 * 1024,
   heartbeatMs: 30_000,
   rateLimit: { burst: 200, perSecond: 100 },
+  maxClients: 256,
 } as const;
 
 const DEFAULT_STATIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'client', 'dist');
@@ -163,6 +166,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!isOriginAllowed(req.headers.origin, req.headers.host, policy)) {
       metrics.refuseUpgrade('origin');
       refuse(socket, 403, 'Forbidden');
+      return;
+    }
+    if (hub.connections.size >= (options.maxClients ?? DEFAULTS.maxClients)) {
+      metrics.refuseUpgrade('capacity');
+      refuse(socket, 503, 'Service Unavailable');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {

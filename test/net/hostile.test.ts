@@ -130,6 +130,14 @@ describe('hostile input', () => {
     await watcherStillFine(session, watcher, 0, 5);
   });
 
+  it('connections beyond maxClients are refused with 503; the others are unaffected', async () => {
+    const { session, watcher } = await setup({ maxClients: 3 });
+    await client();
+    await client();
+    await expect(client()).rejects.toMatchObject({ statusCode: 503 });
+    await watcherStillFine(session, watcher, 0, 5);
+  });
+
   it('allowedOrigins admits a listed origin', async () => {
     await setup({ allowedOrigins: ['https://lab.example.org'] });
     await expect(client('', { Origin: 'https://lab.example.org' })).resolves.toBeInstanceOf(TestClient);

@@ -1,8 +1,9 @@
 /**
  * Load: 50 real ws clients on loopback watching a session paced at 20 TR/s. Every client
- * gets every TR, gapless. The per-TR publish time (what the pipeline spends handing a TR
- * to the server) with 50 clients vs none is measured and printed, not asserted: timing
- * figures belong to `npm run bench -- --only server.` (bench/server.bench.ts).
+ * gets every TR, gapless. Per TR, the publish time (the pipeline's hand-over) and the
+ * turn time (hand-over + the server's fan-out that follows on the same thread) with 50
+ * clients vs none are measured and printed, not asserted: timing figures belong to
+ * `npm run bench -- --only server.` (bench/server.bench.ts, clients in another process).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -24,18 +25,21 @@ const SIZES: FakeSizes = { units: 32, features: 50, dims: [8, 8, 8], frame: [16,
 const TRS = 40;
 const PERIOD_MS = 50; // 20 TR/s
 
-/** Publishes TRS pre-built states at 20 TR/s; returns the synchronous publish time of each. */
-async function pacedRun(session: FakeSession, states: TrState[]): Promise<number[]> {
-  const times: number[] = [];
+/** Publishes pre-built states at 20 TR/s; returns per TR the publish and the turn time. */
+async function pacedRun(session: FakeSession, states: TrState[]): Promise<{ publish: number[]; turn: number[] }> {
+  const publish: number[] = [];
+  const turn: number[] = [];
   const start = performance.now();
   for (let i = 0; i < states.length; i++) {
     const wait = start + i * PERIOD_MS - performance.now();
     if (wait > 0) await sleep(wait);
     const t0 = performance.now();
     session.states.next(states[i]);
-    times.push(performance.now() - t0);
+    publish.push(performance.now() - t0);
+    await new Promise((r) => setImmediate(r)); // after the fan-out the server scheduled
+    turn.push(performance.now() - t0);
   }
-  return times;
+  return { publish, turn };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -57,7 +61,9 @@ describe('load', () => {
     }
     expect(server.stats().dropped).toBe(0);
     console.log(
-      `[load] per-TR publish, median over ${TRS} TRs at 20 TR/s: 0 clients ${median(alone).toFixed(3)} ms, 50 clients ${median(crowded).toFixed(3)} ms`,
+      `[load] median over ${TRS} TRs at 20 TR/s, 0 → 50 clients (in this process): ` +
+        `publish ${median(alone.publish).toFixed(3)} → ${median(crowded.publish).toFixed(3)} ms, ` +
+        `publish + fan-out ${median(alone.turn).toFixed(3)} → ${median(crowded.turn).toFixed(3)} ms`,
     );
   });
 });

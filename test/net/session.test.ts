@@ -52,6 +52,31 @@ describe('live session over WebSocket', () => {
     expect(t.json('hello')[0].control).toBe(true);
   });
 
+  it('?topics= with unknown names: hello first, then one error, then the snapshot of the known ones', async () => {
+    const { session } = await setup();
+    session.emit(0);
+    const c = await client('?topics=state,secrets,,state');
+    await c.until(() => c.json('state').length === 1);
+    const kinds = c.received.map((d) => (d.kind === 'json' ? d.message.type : `frame${d.frame.topic}`));
+    expect(kinds).toEqual(['hello', 'frame0', 'frame0', 'error', 'state']);
+    expect(c.json('hello')[0].subscribed).toEqual(['state']);
+    expect(c.json('error')[0]).toMatchObject({ code: 'PROTOCOL_INVALID_MESSAGE', message: expect.stringContaining('unknown topics "secrets"') });
+  });
+
+  it('close() ends every connection, a reading one with 1001 and a stalled one by termination', async () => {
+    const { session } = await setup();
+    const live = await client('?topics=state');
+    const stalled = await client('?topics=state');
+    (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    session.emit(0);
+    const t0 = Date.now();
+    await server!.close();
+    server = undefined;
+    await live.until(() => live.closed !== null, 5000, 'close');
+    expect(live.closed!.code).toBe(1001);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('a fast client receives every TR in order at speed max, with gapless sequence numbers on every topic', async () => {
     const { session } = await setup();
     const c = await client('?topics=state,units,coupling,cka,frame,telemetry');

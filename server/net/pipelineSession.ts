@@ -1,0 +1,126 @@
+/**
+ * The pipeline (server/streams) as the server's `LiveSession`: one replay, started when the
+ * server subscribes, steered by control commands, with maps read from the coupling engine
+ * on demand.
+ *
+ * Why an adapter and not the pipeline itself: the server wants a hot stream it can
+ * subscribe to once, a synchronous `map()` and a `control()` that refuses bad commands with
+ * a typed error; the pipeline is a cold Observable of `PipelineTr` steered by clock
+ * commands. This file is the only place that knows both shapes.
+ *
+ * Maps: `unit-t`/`unit-beta` exist for the units in the GLM design (the regressors, e.g.
+ * the PCA components); any other unit has no voxelwise map (`map()` returns undefined, the
+ * server then sends nothing). `network` index f is brain feature f: an atlas region's
+ * weights for f < regions, a learned network's (dictionary atom's) map after that.
+ */
+import { share, Subject, map as rxMap, filter, type Observable } from 'rxjs';
+import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
+import type { AnnotationRow, BrainMap, TrState } from '../../protocol/state.ts';
+import { SyncactError } from '../errors.ts';
+import { denseWeights } from '../io/atlas.ts';
+import { runPipeline, type PipelineTr } from '../streams/pipeline.ts';
+import type { ClockCommand, ReplaySpeed } from '../streams/replayClock.ts';
+import type { OpenedSession } from '../streams/session.ts';
+import type { LiveSession } from './liveSession.ts';
+
+export interface PipelineSessionOptions {
+  /** Playback speed at start (default 1). */
+  speed?: ReplaySpeed;
+  /** Start again at TR 0 after the last TR (default false: the stream completes). */
+  loop?: boolean;
+  /** Start paused (default false). */
+  paused?: boolean;
+  /** Called with each TR's state as it is handed to the server (timing traces). */
+  onState?: (state: TrState) => void;
+}
+
+export interface PipelineLiveSession extends LiveSession {
+  /** Stops the replay (the clock completes after the TR in flight). */
+  stop(): void;
+}
+
+export function pipelineLiveSession(session: OpenedSession, options: PipelineSessionOptions = {}): PipelineLiveSession {
+  const { info, engine } = session;
+  const controls = new Subject<ClockCommand>();
+  const trs$: Observable<PipelineTr> = runPipeline({
+    inputs: session.inputs,
+    engine,
+    alpha: session.settings.fdrQ,
+    speed: options.speed ?? 1,
+    loop: options.loop ?? false,
+    paused: options.paused ?? false,
+    controls,
+    annotateEvery: session.settings.snapshotEvery,
+    annotate: session.annotate,
+    snapshotEvery: session.settings.snapshotEvery,
+    frame: session.frame,
+  }).pipe(share());
+  let lastTr = -1;
+  const state$ = trs$.pipe(
+    rxMap((t) => {
+      lastTr = t.state.tr;
+      options.onState?.(t.state);
+      return t.state;
+    }),
+  );
+  const annotations$ = trs$.pipe(
+    rxMap((t) => t.annotations),
+    filter((rows): rows is AnnotationRow[] => rows !== null),
+  );
+  const glmUnits = new Set(session.glmUnits);
+  const regions = session.atlas ? session.atlas.names.length : 0;
+  // map() is called once per TR per distinct view: a region's weights do not change, so keep them.
+  const regionMaps = new Map<number, Float32Array>();
+  return {
+    info,
+    state$,
+    annotations$,
+    map(kind: MapKind, index: number): BrainMap | undefined {
+      if (kind === 'network') {
+        if (!Number.isInteger(index) || index < 0 || index >= info.features.length) return undefined;
+        if (index < regions && session.atlas) {
+          let w = regionMaps.get(index);
+          if (!w) regionMaps.set(index, (w = denseWeights(session.atlas, index)));
+          return { tr: lastTr, kind, index, values: w };
+        }
+        const atom = index - regions;
+        if (atom >= session.networks || engine.count === 0) return undefined;
+        return { tr: lastTr, kind, index, values: engine.atom(atom) };
+      }
+      if (!glmUnits.has(index) || !engine.fitted) return undefined;
+      const values = kind === 'unit-t' ? engine.tmap(index) : engine.betas(index);
+      return { tr: lastTr, kind, index, values };
+    },
+    control(command: ControlCommand): void {
+      switch (command.op) {
+        case 'play':
+        case 'pause':
+          controls.next({ type: command.op });
+          return;
+        case 'seek':
+          if (command.tr >= info.trCount) {
+            throw new SyncactError('PROTOCOL_CONTROL_FAILED', `seek: TR ${command.tr} is past the last TR (${info.trCount - 1})`);
+          }
+          controls.next({ type: 'seek', tr: command.tr });
+          return;
+        case 'speed':
+          controls.next({ type: 'speed', speed: command.speed });
+          return;
+        case 'loop':
+          controls.next({ type: 'loop', on: command.loop });
+          return;
+        case 'select': {
+          const n = command.target === 'unit' ? info.units.length : info.features.length;
+          if (command.index >= n) {
+            throw new SyncactError('PROTOCOL_CONTROL_FAILED', `select: ${command.target} ${command.index} does not exist (${n} ${command.target}s)`);
+          }
+          // The server keeps the selection and asks map() for it; nothing changes in the pipeline.
+          return;
+        }
+      }
+    },
+    stop(): void {
+      controls.next({ type: 'stop' });
+    },
+  };
+}
