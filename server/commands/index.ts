@@ -4,5 +4,6 @@ import { inspect } from './inspect.ts';
 import { fixtures } from './fixtures.ts';
 import { analyze } from './analyze.ts';
 import { replay } from './replay.ts';
+import { demo } from './demo.ts';
 
-export const commands: Command[] = [fixtures, inspect, replay, analyze];
+export const commands: Command[] = [fixtures, inspect, replay, analyze, demo];

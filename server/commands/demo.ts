@@ -1,0 +1,121 @@
+/**
+ * `syncact demo`: the built-in demo session served live to the dashboard.
+ *
+ * Generates the demo session on first use (the same `.syncact/demo` as `replay --demo`,
+ * through the same session options), opens it, wraps the pipeline as the server's
+ * LiveSession, starts the server and prints the dashboard URL with the control token on
+ * stdout (one line starting with `http`, so scripts can read it). Opens no browser.
+ *
+ * The demo loops by default, so a dashboard opened late still sees it playing.
+ * SIGINT/SIGTERM stop the replay, close every client and the session, and exit 0.
+ */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { SyncactError } from '../errors.ts';
+import { pipelineLiveSession } from '../net/pipelineSession.ts';
+import { startServer } from '../net/server.ts';
+import { dashboardBuilt } from '../net/staticFiles.ts';
+import { checkSpeed, type ReplaySpeed } from '../streams/replayClock.ts';
+import { openSession } from '../streams/session.ts';
+import { numberOption, parseCommandArgs } from './args.ts';
+import type { Command } from './command.ts';
+import { sessionFromArgs } from './sessionOptions.ts';
+
+const usage = `usage: syncact demo [--port P] [--speed S] [--host H] [options]
+
+Serves the built-in demo session (generated in .syncact/demo on first use) live: the
+dashboard, /healthz, /metrics and the WebSocket on one port. Prints the dashboard URL
+with the control token; whoever has the URL may play, pause, seek and change speed.
+
+options:
+  --port P         port to listen on (default 8765; 0 picks a free one)
+  --host H         interface to bind (default 127.0.0.1)
+  --speed S        0.25 … 20 times real time, or max (default 1)
+  --no-loop        stop at the last TR instead of starting again
+  --paused         start paused
+  --max-trs N      only the first N TRs
+  --static DIR     the built dashboard (default client/dist)
+  --timings FILE   write one line per TR: "tr epoch_ms" when its state was handed to the
+                   server (for measuring display latency)`;
+
+export const demo: Command = {
+  name: 'demo',
+  summary: 'serve the built-in demo session live to the dashboard (prints the URL)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      'demo',
+      argv,
+      {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        speed: { type: 'string' },
+        'no-loop': { type: 'boolean' },
+        paused: { type: 'boolean' },
+        'max-trs': { type: 'string' },
+        static: { type: 'string' },
+        timings: { type: 'string' },
+      },
+      false,
+    );
+    if (positionals.length) throw new SyncactError('CLI_USAGE', `demo: unexpected argument "${positionals[0]}"`);
+    const port = numberOption('demo', 'port', values.port, 8765);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SyncactError('CLI_USAGE', `demo: --port must be 0 … 65535, got "${values.port}"`);
+    const speed = parseSpeed(values.speed);
+    const say = (line: string) => process.stderr.write(line + '\n');
+    const { source, options } = await sessionFromArgs('demo', { demo: true, 'max-trs': values['max-trs'] }, say);
+
+    const session = await openSession(source, options);
+    let closing: Promise<number> | null = null;
+    try {
+      for (const w of session.warnings) say(`warning: ${w}`);
+      const timings = values.timings ? resolve(values.timings) : null;
+      if (timings) writeFileSync(timings, '');
+      const live = pipelineLiveSession(session, {
+        speed,
+        loop: !values['no-loop'],
+        paused: values.paused ?? false,
+        onState: timings ? (s) => appendFileSync(timings, `${s.tr} ${Date.now()}\n`) : undefined,
+      });
+      const server = await startServer({
+        session: live,
+        host: values.host,
+        port,
+        staticDir: values.static ? resolve(values.static) : undefined,
+      });
+      say(
+        `${session.info.name}: ${session.info.trCount} TRs of ${session.info.tr} s at ${speed === 'max' ? 'max speed' : `${speed}×`}, ` +
+          `${session.maskIndices.length} voxels, ${session.info.units.length} units, ${session.info.features.length} features`,
+      );
+      if (!dashboardBuilt(values.static ? resolve(values.static) : resolve('client', 'dist'))) {
+        say('warning: the dashboard is not built (run `npm run build:client`); the page will say so');
+      }
+      process.stdout.write(`${server.url}\n`);
+      say('Ctrl-C stops the demo.');
+
+      return await new Promise<number>((done) => {
+        const stop = (code: number) => {
+          closing ??= (async () => {
+            live.stop();
+            await server.close();
+            return code;
+          })();
+          closing.then(done, () => done(1));
+        };
+        process.once('SIGINT', () => stop(0));
+        process.once('SIGTERM', () => stop(0));
+      });
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+function parseSpeed(v: string | undefined): ReplaySpeed {
+  if (v === undefined) return 1;
+  try {
+    return checkSpeed(v === 'max' ? 'max' : Number(v));
+  } catch (e) {
+    throw new SyncactError('CLI_USAGE', `demo: --speed ${(e as Error).message.replace(/^speed /, '')}`);
+  }
+}
