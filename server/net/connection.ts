@@ -87,6 +87,11 @@ export class Connection {
     this.pending.set(update.topic, update);
   }
 
+  /** Lets the next update of a topic through even if not newer (its content changed). */
+  forget(topic: Topic): void {
+    this.lastSeq.delete(topic);
+  }
+
   offer(update: Update): void {
     this.put(update);
     this.flush();
@@ -205,7 +210,7 @@ export class Connection {
         if (msg.map) {
           this.checkMapSpec(msg.map);
           this.mapSpec = msg.map;
-          this.lastSeq.delete('map'); // a new view: the current TR's map is new to this client
+          this.forget('map'); // a new view: the current TR's map is new to this client
         }
         // a new map spec re-sends the map to a client already subscribed to it
         const topics = [...msg.topics];
@@ -220,7 +225,7 @@ export class Connection {
         for (const t of msg.topics) {
           this.subscriptions.delete(t);
           this.pending.delete(t);
-          this.lastSeq.delete(t);
+          this.forget(t);
         }
         this.sendSession(withId({ type: 'ack' as const, what: 'unsubscribe' }));
         return;

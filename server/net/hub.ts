@@ -308,7 +308,17 @@ export class Hub {
     this.session.control(command);
     if (command.op === 'select') {
       this.selection = { target: command.target, index: command.index };
-      if (this.latestBatch) this.latestBatch.maps = new Map();
+      const batch = this.latestBatch;
+      if (!batch) return;
+      batch.maps = new Map();
+      // clients whose map follows the selection see the new one now, even while paused
+      for (const c of this.connections) {
+        if (!c.subscriptions.has('map') || c.mapSpec.kind !== undefined) continue;
+        const u = this.mapUpdate(batch, c.mapSpec);
+        if (!u) continue;
+        c.forget('map');
+        c.offer(u);
+      }
     }
   }
 

@@ -154,10 +154,15 @@ describe('live session over WebSocket', () => {
     boss.send({ type: 'control', v: 1, id: 1, command: { op: 'select', target: 'unit', index: 4 } });
     await boss.until(() => boss.json('ack').length === 1);
     expect(session.commands).toEqual([{ op: 'select', target: 'unit', index: 4 }]);
-    session.emit(1);
+    // the default-view client gets the newly selected map at once (the replay may be paused)
     await whole.until(() => whole.frames(TOPIC_IDS.map).length === 2);
+    expect(whole.json('map')[1]).toMatchObject({ kind: 'unit-t', index: 4, tr: 0, seq: 0 });
+    expect(whole.frames(TOPIC_IDS.map)[1].data).toEqual(scatterMap(info.grid.dims, info.maskIndices, session.map('unit-t', 4)!.values, null));
+    expect(sliced.frames(TOPIC_IDS.map).length).toBe(1); // its own view did not change
+    session.emit(1);
+    await whole.until(() => whole.frames(TOPIC_IDS.map).length === 3);
     await sliced.until(() => sliced.frames(TOPIC_IDS.map).length === 2);
-    expect(whole.json('map')[1]).toMatchObject({ kind: 'unit-t', index: 4, tr: 1, seq: 1 });
+    expect(whole.json('map')[2]).toMatchObject({ kind: 'unit-t', index: 4, tr: 1, seq: 1 });
     expect(sliced.json('map')[1]).toMatchObject({ kind: 'network', index: 3, tr: 1, seq: 1 });
     // an out-of-range view is refused and the previous view stays
     sliced.send({ type: 'subscribe', v: 1, id: 9, topics: [], map: { slices: { axis: 'x', indices: [6] } } });
