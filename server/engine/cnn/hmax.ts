@@ -23,7 +23,8 @@
  *       global max by definition, so the extractor's pooling does not change it.
  * - color  luminance (grey), local RMS contrast (std of grey in 16×16 windows, stride 8),
  *       red−green (R − G) and blue−yellow (B − (R + G)/2): 4 channels.
- * - motion  frame-difference energy (grey_t − grey_{t−1})² at 128 px, then opponent motion
+ * - motion  frame-difference energy (g_t − g_{t−1})² of centred grey g at 128 px (a global
+ *       luminance change is not motion), then opponent motion
  *       energy per orientation at the 32 px level: with even/odd Gabor responses e, o of a
  *       quadrature pair (size 11), D = o_t·e_{t−1} − e_t·o_{t−1} = Im(z_t · conj z_{t−1}),
  *       which for a drifting pattern is |z|²·sin(k·shift): positive for motion along +θ
@@ -87,11 +88,7 @@ export function createHmaxFilters(): HmaxFilters {
     const bank = ORIENTATIONS_DEG.map((o) => ({ size: MOTION_SIZE, values: gaborKernel(serreGabor(MOTION_SIZE, rad(o), phase)) }));
     return tf.tensor4d(filterBank(bank, MOTION_SIZE), [MOTION_SIZE, MOTION_SIZE, 1, bank.length]);
   });
-  return {
-    s1,
-    even,
-    odd,
-  };
+  return { s1, even, odd };
 }
 
 /** Channel names per layer, in output order. */
@@ -218,7 +215,7 @@ function motionChannels(grey: tf.Tensor4D, previous: tf.Tensor4D | null, f: Hmax
 export interface HmaxInputs {
   /** RGB in [0, 1], [N, 128, 128, 3], N ≥ 1. */
   rgb: tf.Tensor4D;
-  /** Grey of the frame before rgb[0], [1, 128, 128, 1], or null (first frame of a run). */
+  /** Centred grey of the frame before rgb[0], [1, 128, 128, 1] (the previous call's lastGrey), or null (first frame of a run). */
   previousGrey: tf.Tensor4D | null;
   filters: HmaxFilters;
   /** Unit-norm S2 prototypes, [3, 3, 4, K]. */
@@ -229,8 +226,8 @@ export interface HmaxInputs {
 }
 
 /**
- * One pass over a batch: per layer the pooled [N, C] activations, and the grey of the last
- * frame (the next batch's `previousGrey`). Run it inside `tf.tidy`.
+ * One pass over a batch: per layer the pooled [N, C] activations, and the centred grey of the
+ * last frame (the next batch's `previousGrey`). Run it inside `tf.tidy`.
  */
 export function hmaxForward(x: HmaxInputs): { layers: Record<HmaxLayer, tf.Tensor2D>; lastGrey: tf.Tensor4D } {
   const { rgb, filters, prototypes, pooling, flops: c } = x;
