@@ -33,7 +33,8 @@
  *       normalisation) so it codes direction and speed, not contrast², and rectified into
  *       two channels per orientation:
  *       energy, 0°+, 0°−, 45°+, 45°−, 90°+, 90°−, 135°+, 135°− (9 channels).
- *       Motion needs the previous frame; the first frame ever is compared with itself (0).
+ *       Motion needs the previous frame; the first frame of a run (after creation or reset())
+ *       is compared with itself (0).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Pooling } from './extractor.ts';
