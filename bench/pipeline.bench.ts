@@ -1,0 +1,73 @@
+/**
+ * The pipeline end to end (issue "Lockstep replay", Speed):
+ * - pipeline.demo_trs_per_s: `syncact analyze --demo` (the demo session, 300 TRs,
+ *   25,760 voxels, built-in CNN with its activations from the feature cache): TRs per
+ *   second of the per-TR loop (volume read, GLM, atlas features, learned networks,
+ *   sliding coupling with nulls, CKA, annotation every 100 TRs and at the end). Target ≥ 50.
+ *   The same run's truth figures (report.json's truth block) are kept beside it:
+ *   pipeline.demo_sensitivity, pipeline.demo_false_positive_rate,
+ *   pipeline.demo_map_correlation, pipeline.demo_annotation_accuracy.
+ * - pipeline.hcp7t_trs_per_s, pipeline.hcp7t_peak_rss_mb: the hcp7t preset (113×136×113,
+ *   ~403k voxels in the mask) streamed from the generator, never written, 60 TRs, in a
+ *   child process so the peak RSS is its own (bench/pipeline_hcp7t.ts). Targets ≥ 2 TR/s
+ *   and < 2048 MiB; memory does not grow with run length (no per-TR state is kept).
+ * The demo session is generated into .syncact/demo on first use (as `npm start` does) and
+ * the CNN activations are cached in .syncact/cache, so only the first run pays for them.
+ */
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import type { BenchSuite } from './bench.ts';
+import { analyzeSession } from '../server/analysis/analyze.ts';
+import { ensureDemo } from '../server/commands/sessionOptions.ts';
+import { openSession } from '../server/streams/session.ts';
+
+const HCP7T_TRS = 60;
+const root = resolve(import.meta.dirname, '..');
+
+const suite: BenchSuite = {
+  title: 'pipeline (analyze end to end)',
+  figures: [
+    'pipeline.demo_trs_per_s',
+    'pipeline.demo_sensitivity',
+    'pipeline.demo_false_positive_rate',
+    'pipeline.demo_map_correlation',
+    'pipeline.demo_annotation_accuracy',
+    'pipeline.hcp7t_trs_per_s',
+    'pipeline.hcp7t_peak_rss_mb',
+  ],
+  async run(ctx) {
+    const out: Record<string, number> = {};
+    const cacheDir = resolve(root, '.syncact', 'cache');
+    if (ctx.wants('pipeline.demo')) {
+      const session = await ensureDemo(ctx.log);
+      const s = await openSession({ session }, { cacheDir, log: ctx.log });
+      try {
+        ctx.log(`demo: CNN activations ${s.cnn.cacheHit ? 'from the cache' : 'computed (cached for next time)'}`);
+        const run = await analyzeSession(s, { annotateEvery: 100 });
+        out['pipeline.demo_trs_per_s'] = run.trsPerSecond;
+        const t = run.truth;
+        out['pipeline.demo_sensitivity'] = t?.sensitivity ?? NaN;
+        out['pipeline.demo_false_positive_rate'] = t?.false_positive_rate ?? NaN;
+        out['pipeline.demo_map_correlation'] = t?.map_correlation ?? NaN;
+        out['pipeline.demo_annotation_accuracy'] = t?.annotation_accuracy ?? NaN;
+        ctx.log(`demo: ${run.trs} TRs in ${run.seconds.toFixed(1)} s; per TR ${Object.entries(run.stages).map(([k, v]) => `${k} ${v.per_tr_ms.toFixed(2)} ms`).join(', ')}`);
+      } finally {
+        await s.close();
+      }
+    }
+    if (ctx.wants('pipeline.hcp7t')) {
+      const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/pipeline_hcp7t.ts'), String(HCP7T_TRS), cacheDir], {
+        cwd: root,
+        maxBuffer: 1 << 20,
+      });
+      const r = JSON.parse(stdout.trim().split('\n').pop() as string);
+      ctx.log(`hcp7t: ${r.trs} TRs, ${r.voxels} voxels, open ${r.open_s.toFixed(1)} s; per TR ${Object.entries(r.per_tr_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`);
+      out['pipeline.hcp7t_trs_per_s'] = r.trs_per_s;
+      out['pipeline.hcp7t_peak_rss_mb'] = r.peak_rss_mb;
+    }
+    return out;
+  },
+};
+
+export default suite;
