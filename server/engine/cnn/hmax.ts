@@ -17,7 +17,8 @@
  *       (stride 2): 16 channels, level-major then orientation.
  * - s2  per level, the similarity of every 3×3×4 C1 patch to each of 16 prototypes, as the
  *       normalised dot product X·P / (‖X‖‖P‖) (Kouh & Poggio 2008 show it is the
- *       contrast-invariant form of the Gaussian tuning exp(−β‖X − P‖²) of Serre et al.):
+ *       contrast-invariant form of the Gaussian tuning exp(−β‖X − P‖²) of Serre et al.),
+ *       with a semi-saturation constant so blank patches give 0:
  *       16 prototypes × 4 levels = 64 channels, level-major.
  * - c2  per prototype the max of its S2 over all positions and levels: 16 channels. C2 is a
  *       global max by definition, so the extractor's pooling does not change it.
@@ -58,8 +59,13 @@ const MOTION_LEVEL = 2;
 const MOTION_SIGMA2 = 1e-3;
 const CONTRAST_WINDOW = 16;
 const CONTRAST_STRIDE = 8;
-/** Keeps the S2 similarity defined (→ 0) on blank patches; C1 values of visible patterns are ≳ 0.1. */
-const S2_EPSILON = 1e-3;
+/**
+ * Semi-saturation of the S2 normalisation, in units of the C1 patch norm ‖X‖: S2 =
+ * X·P / √(‖X‖² + ε²), the cosine for patches of clear contrast, falling to 0 on blank ones
+ * instead of amplifying float noise. A grating of amplitude 0.01 (2.5 grey levels) gives
+ * ‖X‖ ≈ 0.15; the synthetic movie's patterns (amplitude ≤ 0.1) up to ≈ 1.5.
+ */
+const S2_EPSILON = 0.05;
 
 export const LAYER_NAMES = ['s1', 'c1', 's2', 'c2', 'color', 'motion'] as const;
 export type HmaxLayer = (typeof LAYER_NAMES)[number];
@@ -133,9 +139,15 @@ export function toGrey(rgb: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
   return conv(rgb, tf.tensor4d([1 / 3, 1 / 3, 1 / 3], [1, 1, 3, 1]), 'valid', c);
 }
 
-/** Grey minus each frame's mean grey: what S1, contrast and motion see (luminance is not structure). */
+/**
+ * Grey minus each frame's mean grey: what S1, contrast and motion see (luminance is not
+ * structure). Two passes: the float32 running sum of a 128×128 mean is off by up to ~1e-4
+ * of the grey level, a uniform residue that the zero padding turns into border edges and the
+ * normalised S2 would amplify; the mean of the residue removes it.
+ */
 export function centreFrames(grey: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
-  return ew(tf.sub(grey, tf.mean(grey, [1, 2, 3], true)) as tf.Tensor4D, 2, c);
+  const once = ew(tf.sub(grey, tf.mean(grey, [1, 2, 3], true)) as tf.Tensor4D, 2, c);
+  return ew(tf.sub(once, tf.mean(once, [1, 2, 3], true)) as tf.Tensor4D, 2, c);
 }
 
 /** The grey image and its 2×2 box-averaged reductions, finest first. */
@@ -163,7 +175,7 @@ export function s1c1(pyramid: tf.Tensor4D[], f: HmaxFilters, c?: FlopCounter): {
   return { s1, c1 };
 }
 
-/** S2 maps of one C1 level: normalised dot product with each unit-norm prototype. */
+/** S2 maps of one C1 level: normalised dot product with each unit-norm prototype (see S2_EPSILON). */
 function s2Level(c1: tf.Tensor4D, prototypes: tf.Tensor4D, ones: tf.Tensor4D, c?: FlopCounter): tf.Tensor4D {
   const dot = conv(c1, prototypes, 'valid', c);
   const energy = conv(ew(tf.square(c1), 1, c), ones, 'valid', c);
