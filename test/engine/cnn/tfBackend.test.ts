@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initTfBackend } from '../../../server/engine/cnn/tfBackend.ts';
+import { measureMatmulGflops } from '../../../server/engine/cnn/matmulThroughput.ts';
 import { SyncactError } from '../../../server/errors.ts';
 
 /** Whether a package resolves from the repo (tfjs-node is normally absent: no internet to install it). */
@@ -52,6 +53,19 @@ describe('initTfBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
     // Ops run on what was chosen.
     expect(Array.from(tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.eye(2)).dataSync()))).toEqual([1, 2, 3, 4]);
+  });
+
+  it('measureMatmulGflops measures on wasm, says what it ran, and gives back the backend it found', async () => {
+    await initTfBackend('cpu');
+    const before = tf.memory().numTensors;
+    const m = await measureMatmulGflops({ size: 96, minSeconds: 0.05 });
+    expect(m.backend).toMatch(/^tfjs-wasm/);
+    expect(m.method).toMatch(/^tfjs-wasm\S* matMul 96×96 float32, best of \d+$/);
+    expect(m.calls).toBeGreaterThanOrEqual(3);
+    expect(Number.isFinite(m.gflops) && m.gflops > 0).toBe(true);
+    expect(tf.getBackend()).toBe('cpu');
+    expect(tf.memory().numTensors).toBe(before);
+    await initTfBackend('wasm');
   });
 
   it('rejects an unknown backend name', async () => {
