@@ -26,6 +26,8 @@ export const SESSION_OPTIONS = {
   tr: { type: 'string' },
   onset: { type: 'string' },
   'accept-tr': { type: 'boolean' },
+  fps: { type: 'string' },
+  'stop-at-movie-end': { type: 'boolean' },
   model: { type: 'string' },
   layers: { type: 'string' },
   'frames-per-tr': { type: 'string' },
@@ -46,6 +48,9 @@ export const SESSION_USAGE = `session (a session.json, or its fields as flags; f
   --tr S             seconds per volume (default: the BOLD header's)
   --onset S          movie time at the start of volume 0 (default 0)
   --accept-tr        use --tr / the session's TR when the header disagrees
+  --fps F            frame rate of a movie given as a folder of images
+  --stop-at-movie-end  end at the movie's last TR (default: later TRs carry no frames)
+  --fmri may name a folder that receives one 3D NIfTI per TR (live mode; needs --mask)
 
 model and pipeline:
   --model M          builtin (default), a .onnx file, or a TF.js model.json
@@ -111,7 +116,9 @@ export async function sessionFromArgs(
     atlasLabels: v['atlas-labels'],
     tr,
     onset: v.onset === undefined ? undefined : numberOption(command, 'onset', v.onset, 0),
+    fps: v.fps === undefined ? undefined : numberOption(command, 'fps', v.fps, NaN),
   };
+  if (source.fps !== undefined && !(source.fps > 0)) throw new SyncactError('CLI_USAGE', `${command}: --fps must be a positive frame rate, got "${v.fps}"`);
   const layers = v.layers?.split(',').map((x) => x.trim()).filter(Boolean);
   let model: ModelSpec | undefined;
   if (v.model && v.model !== 'builtin') {
@@ -127,6 +134,7 @@ export async function sessionFromArgs(
     networks: positiveInt(command, 'networks', v.networks, 0),
     maxTrs: positiveInt(command, 'max-trs', v['max-trs'], 3),
     acceptTrMismatch: v['accept-tr'] ?? false,
+    stopAtMovieEnd: v['stop-at-movie-end'] ?? false,
     cacheDir: v['no-cache'] ? null : v['cache-dir'] ? resolve(v['cache-dir']) : undefined,
     log: (m) => say(m),
   };

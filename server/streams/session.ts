@@ -6,22 +6,25 @@
  * server publishes, and the ground truth when the session has one.
  *
  * Stated behaviours:
- * - TR: the session's `tr`, else the BOLD header's; both present and different by more
- *   than 1 ms is REPLAY_TR_MISMATCH unless `acceptTrMismatch` (the session's value is then
- *   used and a warning kept); neither is REPLAY_NO_TR.
- * - Run and movie lengths: the replay has min(volumes, TRs the movie covers) TRs (and at
- *   most `maxTrs`); a shorter movie or run is a warning naming both lengths, not an error,
- *   because the engine cannot couple a TR without both. A session without a movie is
+ * - TR and lengths follow the lockstep rules (lockstep.ts `planLockstep`, whose warnings
+ *   are kept): the session's TR, checked against the header's (REPLAY_TR_MISMATCH unless
+ *   accepted), else the header's (REPLAY_NO_TR when neither); the replay has the run's
+ *   volumes; TRs after the movie's end carry no frames (the units hold their last frame's
+ *   activations, so the HRF responses decay smoothly) unless `stopAtMovieEnd`; frames
+ *   after the run are not used; at most `maxTrs`. A session without a movie is
  *   SESSION_INVALID (there is nothing to couple the brain with).
+ * - BOLD: a 4D NIfTI, or a live folder (one 3D file per TR, taken as each is complete;
+ *   liveVolumes.ts). A live run needs a mask and is designed for the movie's length.
  * - Mask: the session's, else an automatic EPI mask of the run's mean.
  * - Atlas: its regions are the brain features (and the annotation templates); without an
  *   atlas the one feature is the global mean of the mask and annotation is off.
  * - Movie frames: a synthetic session (preset and seed in session.json) regenerates its
  *   procedural movie in memory, the exact frames its movie.mp4 encodes before H.264;
- *   any other movie is decoded by ffmpeg at the model's input size.
+ *   any other movie (a video file, or a folder of images at `fps`) is decoded by ffmpeg
+ *   at the model's input size.
  * - `hrf_derivative` is not used by the pipeline (one response per unit); a warning says so.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { cpus } from 'node:os';
 import type { SessionInfo, TrState, UnitInfo } from '../../protocol/state.ts';
@@ -38,14 +41,16 @@ import { atlasFromLabels, denseWeights, loadAtlas, type Atlas } from '../io/atla
 import { computeEpiMaskFromFile } from '../io/epiMask.ts';
 import { FeatureCache, movieFileHash } from '../io/featureCache.ts';
 import { loadMask, maskIndices } from '../io/mask.ts';
-import { openMovie, type MovieFrame } from '../io/movieDecoder.ts';
+import { openLiveFolder, type LiveFolder, type LiveVolumeOptions } from '../io/liveVolumes.ts';
 import { openNifti, type NiftiImage } from '../io/nifti/read.ts';
 import type { Grid } from '../io/nifti/types.ts';
 import { PRESET_NAMES, type PresetName } from '../synth/presets.ts';
 import { createSyntheticSession, type SyntheticSession } from '../synth/session.ts';
 import { plantedAtlas } from '../synth/writeSession.ts';
 import { runCnnStage, type CnnStageResult } from './cnnStage.ts';
+import { planLockstep } from './lockstep.ts';
 import type { ReplayInputs, VolumeSource } from './replayInputs.ts';
+import { openMovieSource } from './sources.ts';
 
 /** Where a session comes from: a session.json, flags, or both (flags win). */
 export interface SessionSource {
@@ -57,6 +62,8 @@ export interface SessionSource {
   atlasLabels?: string;
   tr?: number;
   onset?: number;
+  /** Frame rate of a movie given as a folder of images. */
+  fps?: number;
 }
 
 /** How to run it: model, reduction, and the pipeline's own knobs. */
@@ -76,6 +83,10 @@ export interface OpenOptions {
   /** Replay at most this many TRs (from TR 0). */
   maxTrs?: number;
   acceptTrMismatch?: boolean;
+  /** End the replay at the movie's last TR instead of replaying the rest of the run without frames. */
+  stopAtMovieEnd?: boolean;
+  /** Live folder polling and timeouts (when the BOLD run is a folder). */
+  live?: LiveVolumeOptions;
   /** Feature cache folder; null: no cache. Default `.syncact/cache` (or $SYNCACT_CACHE_DIR). */
   cacheDir?: string | null;
   /** GLM worker threads (default: the GLM's own choice). */
@@ -122,7 +133,6 @@ export interface OpenedSession {
   close(): Promise<void>;
 }
 
-const TR_TOLERANCE = 1e-3;
 const THUMBNAIL = 64;
 
 /** Reads session.json and/or flags into a SessionConfig. */
@@ -153,14 +163,17 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
   const settings = { ...config.engine, ...options.engine };
   const warnings: string[] = [];
   const openMs: Record<string, number> = {};
-  const image = await openNifti(config.fmri);
+  const live = await isFolder(config.fmri);
+  const run = live ? await openLiveRun(config.fmri, options) : await openNifti(config.fmri);
+  const grid = run.grid;
   try {
-    const tr = pickTr(config, image, options.acceptTrMismatch ?? false, warnings);
     let t = performance.now();
     let mask: Uint8Array;
     let mean: Float64Array | null = null;
     if (config.mask) {
-      mask = await loadMask(config.mask, image.grid, { dataPath: config.fmri });
+      mask = await loadMask(config.mask, grid, { dataPath: config.fmri });
+    } else if (live) {
+      throw new SyncactError('SESSION_INVALID', 'a live folder needs a mask (the automatic EPI mask is computed from the whole run)', config.fmri);
     } else {
       const epi = await computeEpiMaskFromFile(config.fmri);
       mask = epi.mask;
@@ -169,26 +182,41 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
     }
     openMs.mask = performance.now() - t;
     t = performance.now();
-    const atlas = config.atlas ? await loadAtlas({ image: config.atlas, labels: config.atlasLabels ?? undefined, target: image.grid, mask }) : null;
+    const atlas = config.atlas ? await loadAtlas({ image: config.atlas, labels: config.atlasLabels ?? undefined, target: grid, mask }) : null;
     if (atlas) warnings.push(...atlas.warnings);
     openMs.atlas = performance.now() - t;
 
     const synthetic = config.preset !== null && config.seed !== null && PRESET_NAMES.includes(config.preset as PresetName);
-    const synth = synthetic ? createSyntheticSession({ preset: config.preset as PresetName, seed: config.seed as number }) : null;
+    // A synthetic session's own movie is regenerated in memory; a --movie flag over it is decoded.
+    const synth = synthetic && source.movie === undefined ? createSyntheticSession({ preset: config.preset as PresetName, seed: config.seed as number }) : null;
     if (!config.movie && !synth) throw new SyncactError('SESSION_INVALID', 'the session names no movie: there is nothing to couple the brain with', config.path);
     const indices = maskIndices(mask);
-    const volumes = niftiVolumes(image, indices);
-    const truth = config.truth ? await readTruth(config.truth, config.truthMaps, image.grid) : null;
-    const background = mean ? Float32Array.from(mean) : await meanOfFirst(image, 10);
+    const truth = config.truth ? await readTruth(config.truth, config.truthMaps, grid) : null;
+    let background: Float32Array;
+    let volumes: VolumeSource;
+    let runLength: number | null;
+    let headerTr: number | null;
+    if ('dir' in run) {
+      volumes = liveVolumes(run, indices);
+      runLength = run.count;
+      headerTr = run.headerTr;
+      background = new Float32Array(grid.dims[0] * grid.dims[1] * grid.dims[2]);
+      indices.forEach((g) => (background[g] = 1));
+    } else {
+      volumes = niftiVolumes(run, indices);
+      runLength = run.volumeCount;
+      headerTr = run.header.tr;
+      background = mean ? Float32Array.from(mean) : await meanOfFirst(run, 10);
+    }
     return await assemble({
       config,
       settings,
       options,
       warnings,
       openMs,
-      tr,
-      runLength: image.volumeCount,
-      grid: image.grid,
+      headerTr,
+      runLength,
+      grid,
       mask,
       indices,
       atlas,
@@ -196,10 +224,11 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
       truth,
       background,
       synth,
+      fps: source.fps,
       name: config.preset ? `${config.preset} (seed ${config.seed})` : config.fmri,
     });
   } catch (e) {
-    await image.close();
+    if (!('dir' in run)) await run.close();
     throw e;
   }
 }
@@ -237,7 +266,7 @@ export async function openSyntheticSession(preset: PresetName, seed: number, opt
     options,
     warnings: [],
     openMs: {},
-    tr: synth.tr,
+    headerTr: synth.tr,
     runLength: synth.nVolumes,
     grid: synth.grid,
     mask: synth.mask,
@@ -257,8 +286,12 @@ interface Parts {
   options: OpenOptions;
   warnings: string[];
   openMs: Record<string, number>;
-  tr: number;
-  runLength: number;
+  /** TR in the BOLD header (null: none, e.g. 3D live files). */
+  headerTr: number | null;
+  /** Volumes in the run; null for an open-ended live folder. */
+  runLength: number | null;
+  /** Frame rate of a movie given as a folder of images. */
+  fps?: number;
   grid: Grid;
   mask: Uint8Array;
   indices: Uint32Array;
@@ -271,7 +304,7 @@ interface Parts {
 }
 
 async function assemble(p: Parts): Promise<OpenedSession> {
-  const { config, settings, options, warnings, openMs, tr } = p;
+  const { config, settings, options, warnings, openMs } = p;
   const onset = config.onset;
   let extractor: FeatureExtractor | null = null;
   let ownsExtractor = false;
@@ -286,14 +319,28 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     // The movie as frames at the model's input size.
     const movie = p.synth
       ? { source: p.synth.movie as FrameSource, hash: `synthetic:${p.synth.preset}:${p.synth.seed}`, close: async () => {} }
-      : await movieFrames(config.movie as string, extractor);
+      : await movieFrames(config.movie as string, extractor, p.fps);
     movieClose = movie.close;
-    const movieTrs = Math.floor((movie.source.frameCount / movie.source.fps - onset) / tr + 1e-9);
-    let trCount = Math.min(p.runLength, movieTrs);
-    if (movieTrs < p.runLength) warnings.push(`the movie covers ${movieTrs} TRs after the onset, the run has ${p.runLength}: replaying ${trCount} TRs`);
-    else if (movieTrs > p.runLength) warnings.push(`the movie runs ${movieTrs - p.runLength} TRs past the run's ${p.runLength} volumes: those frames are not used`);
+    // TR and length by the lockstep rules (lockstep.ts): session TR vs header, movie vs run.
+    const plan = planLockstep({
+      tr: config.tr,
+      headerTr: p.headerTr,
+      acceptTrMismatch: options.acceptTrMismatch,
+      onset,
+      volumeCount: p.runLength,
+      fps: movie.source.fps,
+      frameCount: movie.source.frameCount,
+      stopAtMovieEnd: options.stopAtMovieEnd,
+      fmri: config.fmri,
+      movie: config.movie ?? 'the synthetic movie',
+    });
+    warnings.push(...plan.warnings.map((w) => w.message));
+    const tr = plan.tr;
+    // An open-ended live run is designed (drift basis, CNN responses) for the movie's length.
+    let trCount = plan.trCount ?? plan.movieEndTr;
+    if (plan.trCount === null) warnings.push(`live run: designed for ${trCount} TRs, the movie's length`);
     if (options.maxTrs !== undefined) trCount = Math.min(trCount, options.maxTrs);
-    if (trCount < 3) throw new SyncactError('REPLAY_BAD_OPTIONS', `the replay would have ${trCount} TRs; it needs at least 3 (run ${p.runLength}, movie ${movieTrs})`);
+    if (trCount < 3) throw new SyncactError('REPLAY_BAD_OPTIONS', `the replay would have ${trCount} TRs; it needs at least 3`, config.fmri);
 
     const K = Math.min(settings.regressors, trCount - 2);
     const reduction: UnitReductionSpec = options.units ? { kind: 'units', units: options.units } : { kind: 'pca', components: K };
@@ -454,18 +501,6 @@ function defaultWorkers(voxels: number): number | undefined {
   return voxels >= 100_000 && cpus().length >= 2 ? undefined : 0;
 }
 
-function pickTr(config: SessionConfig, image: NiftiImage, accept: boolean, warnings: string[]): number {
-  const header = image.header.tr;
-  if (config.tr !== null && header !== null && Math.abs(config.tr - header) > TR_TOLERANCE) {
-    const msg = `the session says TR ${config.tr} s, the BOLD header says ${header} s`;
-    if (!accept) throw new SyncactError('REPLAY_TR_MISMATCH', `${msg}; fix one, or pass --accept-tr to use the session's`, config.fmri);
-    warnings.push(`${msg}: using ${config.tr} s`);
-  }
-  const tr = config.tr ?? header;
-  if (tr === null) throw new SyncactError('REPLAY_NO_TR', 'neither the session nor the BOLD header gives a TR; pass --tr SECONDS', config.fmri);
-  return tr;
-}
-
 async function makeExtractor(options: OpenOptions): Promise<{ extractor: FeatureExtractor; owned: boolean }> {
   const m = options.model;
   if (m && 'extract' in m) return { extractor: m, owned: false };
@@ -475,40 +510,84 @@ async function makeExtractor(options: OpenOptions): Promise<{ extractor: Feature
 }
 
 /**
- * A movie file as a FrameSource at the extractor's input size. Frames are asked for in
- * increasing order by the CNN stage; the decoder streams forward and restarts only when
- * an earlier frame is asked for.
+ * The session's movie (a video file, or a folder of images at `fps`) as a FrameSource at
+ * the extractor's input size (rounded up to even, as the decoder needs). Frames are asked
+ * for in increasing order by the CNN stage; the decoder streams forward and restarts only
+ * when an earlier frame is asked for.
  */
-async function movieFrames(path: string, extractor: FeatureExtractor): Promise<{ source: FrameSource; hash: string; close: () => Promise<void> }> {
-  const movie = await openMovie(path);
+async function movieFrames(path: string, extractor: FeatureExtractor, fps: number | undefined): Promise<{ source: FrameSource; hash: string; close: () => Promise<void> }> {
   const { width, height } = extractor.preprocessing;
-  const size = { width: width + (width % 2), height: height + (height % 2) };
-  let it: AsyncIterator<MovieFrame> | null = null;
-  let next = 0;
-  const stop = async () => {
-    await it?.return?.();
-    it = null;
-  };
+  const movie = await openMovieSource(path, { width: width + (width % 2), height: height + (height % 2), fps });
+  const frames = sequentialReader(
+    (start) => movie.frames(start, movie.frameCount),
+    (i) => new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.frameCount} frames)`, path),
+  );
   const source: FrameSource = {
-    width: size.width,
-    height: size.height,
-    fps: movie.info.fps,
-    frameCount: movie.info.frameCount,
-    async frame(i: number) {
+    width: movie.width,
+    height: movie.height,
+    fps: movie.fps,
+    frameCount: movie.frameCount,
+    frame: async (i) => (await frames.read(i)).rgb,
+  };
+  const hash = (await isFolder(path)) ? `images:${path}:${movie.frameCount}` : await movieFileHash(path);
+  return { source, hash, close: frames.close };
+}
+
+/**
+ * Items of an indexed stream read in increasing order from one iterator; an index before
+ * the last one read restarts the stream there.
+ */
+function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error) {
+  let it: AsyncIterator<T> | null = null;
+  let next = 0;
+  const close = async () => {
+    const old = it;
+    it = null;
+    await old?.return?.();
+  };
+  return {
+    async read(i: number): Promise<T> {
       if (it === null || i < next) {
-        await stop();
-        it = movie.frames({ start: i, ...size })[Symbol.asyncIterator]();
+        await close();
+        it = open(i)[Symbol.asyncIterator]();
         next = i;
       }
       for (;;) {
         const r = await it.next();
-        if (r.done) throw new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.info.frameCount} frames)`, path);
+        if (r.done) throw past(i);
         next = r.value.index + 1;
-        if (r.value.index === i) return r.value.rgb;
+        if (r.value.index === i) return r.value;
       }
     },
+    close,
   };
-  return { source, hash: await movieFileHash(path), close: stop };
+}
+
+/** Masked volumes from a live folder, as they arrive (a jump back re-reads the files). */
+function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSource {
+  const reader = sequentialReader(
+    (start) => live.volumes(start),
+    (k) => new SyncactError('REPLAY_MISSING_VOLUME', `the live run ended before volume ${k}`, live.dir),
+  );
+  return {
+    count: live.count ?? Infinity,
+    voxels: indices.length,
+    read: async (k) => gather((await reader.read(k)).data, indices),
+    close: reader.close,
+  };
+}
+
+async function openLiveRun(dir: string, options: OpenOptions): Promise<LiveFolder> {
+  return openLiveFolder(dir, options.live ?? {});
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SyncactError(code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE', `cannot read (${code})`, path);
+  }
 }
 
 /**
