@@ -16,7 +16,10 @@
  *   pipeline's thread: engine step + building the state + publish + the server's fan-out
  *   that follows (timed until the event loop comes back to the pipeline) — the figure the
  *   issue's "within 10%" is about;
- * - server.fanout_50_clients_ms: the server's mean fan-out time per TR with 50 clients.
+ * - server.fanout_50_clients_ms: the server's mean fan-out time per TR with 50 clients;
+ * - server.worker_tr_0_clients_ms / server.worker_tr_50_clients_ms: the whole stand-in TR
+ *   with the server in a worker thread (startServerInWorker): the pipeline's thread pays
+ *   a structured clone of each TR instead of the fan-out.
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -24,7 +27,8 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Subject } from 'rxjs';
 import { median, type BenchSuite } from './bench.ts';
-import { startServer } from '../server/net/server.ts';
+import { startServer, type RunningServer } from '../server/net/server.ts';
+import { startServerInWorker } from '../server/net/startServerInWorker.ts';
 import type { LiveSession } from '../server/net/liveSession.ts';
 import type { SessionInfo, TrState } from '../protocol/state.ts';
 import { SlidingCorrelation } from '../server/engine/slidingCorrelation.ts';
@@ -174,57 +178,90 @@ async function pacedRun(subject: Subject<TrState>, next: () => TrState): Promise
   return { publish, total };
 }
 
+interface Scenario {
+  publish0: number;
+  publish50: number;
+  tr0: number;
+  tr50: number;
+  fanOut50: number;
+}
+
+/** One server (in-thread or in a worker): 100 TRs alone, then 100 TRs with 50 clients. */
+async function scenario(
+  start: (session: LiveSession) => Promise<RunningServer>,
+  label: string,
+  log: (m: string) => void,
+): Promise<Scenario> {
+  const states = new Subject<TrState>();
+  const session: LiveSession = {
+    info: info(),
+    state$: states.asObservable(),
+    annotations$: new Subject<never>().asObservable(),
+    map: () => undefined,
+    control: () => undefined,
+  };
+  const server = await start(session);
+  try {
+    const next = makePipeline();
+    for (let i = 0; i < W; i++) states.next(next()); // fill the window before timing
+    const alone = await pacedRun(states, next);
+    const clients = await startClients(`${server.wsUrl}?topics=${TOPICS}`);
+    const before = fanOutTotals(await metricsText(server.port));
+    const crowded = await pacedRun(states, next);
+    const after = fanOutTotals(await metricsText(server.port));
+    await new Promise((r) => setTimeout(r, 500));
+    const got = await clients.stop();
+    const perClient = got.messages.reduce((a, b) => a + b, 0) / CLIENTS;
+    const mb = got.bytes.reduce((a, b) => a + b, 0) / 2 ** 20;
+    const result: Scenario = {
+      publish0: median(alone.publish),
+      publish50: median(crowded.publish),
+      tr0: median(alone.total),
+      tr50: median(crowded.total),
+      fanOut50: ((after.sum - before.sum) * 1000) / (after.count - before.count),
+    };
+    log(
+      `${label}: clients received ${perClient.toFixed(0)} messages each (${mb.toFixed(0)} MiB in all), ` +
+        `${server.stats().dropped} updates coalesced; per TR: publish ${result.publish0.toFixed(3)} → ${result.publish50.toFixed(3)} ms, ` +
+        `whole TR ${result.tr0.toFixed(2)} → ${result.tr50.toFixed(2)} ms (server fan-out ${result.fanOut50.toFixed(2)} ms)`,
+    );
+    return result;
+  } finally {
+    await server.close();
+  }
+}
+
+const IN_THREAD_FIGURES = [
+  'server.publish_0_clients_ms',
+  'server.publish_50_clients_ms',
+  'server.tr_0_clients_ms',
+  'server.tr_50_clients_ms',
+  'server.fanout_50_clients_ms',
+];
+const WORKER_FIGURES = ['server.worker_tr_0_clients_ms', 'server.worker_tr_50_clients_ms'];
+
 const suite: BenchSuite = {
   title: `live server: ${CLIENTS} clients at 20 TR/s vs none (U = ${U}, F = ${F})`,
-  figures: [
-    'server.publish_0_clients_ms',
-    'server.publish_50_clients_ms',
-    'server.tr_0_clients_ms',
-    'server.tr_50_clients_ms',
-    'server.fanout_50_clients_ms',
-  ],
+  figures: [...IN_THREAD_FIGURES, ...WORKER_FIGURES],
   async run(ctx) {
-    const states = new Subject<TrState>();
-    const session: LiveSession = {
-      info: info(),
-      state$: states.asObservable(),
-      annotations$: new Subject<never>().asObservable(),
-      map: () => undefined,
-      control: () => undefined,
-    };
-    const server = await startServer({ session, staticDir: join(tmpdir(), 'syncact-no-dashboard') });
-    try {
-      const next = makePipeline();
-      for (let i = 0; i < W; i++) states.next(next()); // fill the window before timing
-      const alone = await pacedRun(states, next);
-      const clients = await startClients(`${server.wsUrl}?topics=${TOPICS}`);
-      const before = fanOutTotals(await metricsText(server.port));
-      const crowded = await pacedRun(states, next);
-      const after = fanOutTotals(await metricsText(server.port));
-      await new Promise((r) => setTimeout(r, 500));
-      const got = await clients.stop();
-      const perClient = got.messages.reduce((a, b) => a + b, 0) / CLIENTS;
-      const mb = got.bytes.reduce((a, b) => a + b, 0) / 2 ** 20;
-      ctx.log(
-        `clients received ${perClient.toFixed(0)} messages each (${mb.toFixed(0)} MiB in all); ` +
-          `${server.stats().dropped} updates coalesced`,
-      );
-      const out = {
-        'server.publish_0_clients_ms': median(alone.publish),
-        'server.publish_50_clients_ms': median(crowded.publish),
-        'server.tr_0_clients_ms': median(alone.total),
-        'server.tr_50_clients_ms': median(crowded.total),
-        'server.fanout_50_clients_ms': ((after.sum - before.sum) * 1000) / (after.count - before.count),
-      };
-      ctx.log(
-        `per TR: publish ${out['server.publish_0_clients_ms'].toFixed(3)} → ${out['server.publish_50_clients_ms'].toFixed(3)} ms, ` +
-          `whole TR ${out['server.tr_0_clients_ms'].toFixed(2)} → ${out['server.tr_50_clients_ms'].toFixed(2)} ms ` +
-          `(fan-out ${out['server.fanout_50_clients_ms'].toFixed(2)} ms)`,
-      );
-      return out;
-    } finally {
-      await server.close();
+    const staticDir = join(tmpdir(), 'syncact-no-dashboard');
+    const out: Record<string, number> = {};
+    if (IN_THREAD_FIGURES.some((f) => ctx.wants(f))) {
+      const r = await scenario((session) => startServer({ session, staticDir }), 'in-thread', ctx.log);
+      Object.assign(out, {
+        'server.publish_0_clients_ms': r.publish0,
+        'server.publish_50_clients_ms': r.publish50,
+        'server.tr_0_clients_ms': r.tr0,
+        'server.tr_50_clients_ms': r.tr50,
+        'server.fanout_50_clients_ms': r.fanOut50,
+      });
     }
+    if (WORKER_FIGURES.some((f) => ctx.wants(f))) {
+      const r = await scenario((session) => startServerInWorker({ session, staticDir }), 'worker', ctx.log);
+      out['server.worker_tr_0_clients_ms'] = r.tr0;
+      out['server.worker_tr_50_clients_ms'] = r.tr50;
+    }
+    return out;
   },
 };
 

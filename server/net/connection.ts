@@ -33,8 +33,10 @@ export interface ConnectionContext {
   currentTr(): number;
   /** The latest update of a shared topic, or the map update for this spec. */
   snapshot(topic: Topic, spec: MapSpec): Update | undefined;
-  /** Forwards a validated, authorised control command to the session (throws to refuse). */
-  control(command: ControlCommand): void;
+  /** Forwards a validated, authorised control command to the session (throws or rejects to refuse). */
+  control(command: ControlCommand): void | Promise<void>;
+  /** Called when this client's subscriptions or map view changed. */
+  viewsChanged(): void;
 }
 
 /** A session message before its stamp (`v`, `tr`, `seq` are filled in on send). */
@@ -219,6 +221,7 @@ export class Connection {
         const all = [...new Set([...this.subscriptions, ...topics])];
         this.sendSession(withId({ type: 'subscribed' as const, topics: all, map: this.mapSpec }));
         this.subscribe(topics);
+        this.ctx.viewsChanged();
         return;
       }
       case 'unsubscribe':
@@ -227,6 +230,7 @@ export class Connection {
           this.pending.delete(t);
           this.forget(t);
         }
+        this.ctx.viewsChanged();
         this.sendSession(withId({ type: 'ack' as const, what: 'unsubscribe' }));
         return;
       case 'auth':
@@ -244,8 +248,12 @@ export class Connection {
           );
         }
         this.checkControl(msg.command);
-        this.ctx.control(msg.command);
-        this.sendSession(withId({ type: 'ack' as const, what: msg.command.op }));
+        {
+          const ack = withId({ type: 'ack' as const, what: msg.command.op });
+          const done = this.ctx.control(msg.command);
+          if (done instanceof Promise) done.then(() => this.sendSession(ack), (e: unknown) => this.replyError(e, msg.id));
+          else this.sendSession(ack);
+        }
         return;
       case 'ping':
         this.sendSession(withId({ type: 'pong' as const }));

@@ -35,7 +35,7 @@ import {
 } from '../../protocol/topicCodec.ts';
 import { parseTopicsQuery } from '../../protocol/validate.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
-import type { LiveSession } from './liveSession.ts';
+import type { LiveSession, MapView } from './liveSession.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { RateLimitOptions } from './rateLimit.ts';
 import { lazyUpdate, type Update } from './update.ts';
@@ -78,6 +78,8 @@ export class Hub {
   ended = false;
   private subscriptions: Subscription[] = [];
   private readonly ctx: ConnectionContext;
+  /** The watched map views last told to the session (see LiveSession.watch). */
+  private watchedKey = '';
   /** The session's arrays, encoded once (the background alone can be megabytes). */
   private sessionArrays: Wire[] | undefined;
 
@@ -97,6 +99,7 @@ export class Hub {
         return this.latestBatch ? this.mapUpdate(this.latestBatch, spec) : undefined;
       },
       control: (command) => this.control(command),
+      viewsChanged: () => this.viewsChanged(),
     };
   }
 
@@ -118,6 +121,9 @@ export class Hub {
         error: (e) => this.onFault(e),
       }),
     );
+    if (this.session.mapsChanged$) {
+      this.subscriptions.push(this.session.mapsChanged$.subscribe({ next: () => this.guard(() => this.resendMaps(() => true)) }));
+    }
     if (this.session.faults$) {
       this.subscriptions.push(this.session.faults$.subscribe({ next: (e) => this.onFault(e), error: (e) => this.onFault(e) }));
     }
@@ -141,7 +147,10 @@ export class Hub {
     ws.on('pong', () => {
       conn.alive = true;
     });
-    ws.on('close', () => this.detach(conn));
+    ws.on('close', () => {
+      this.detach(conn);
+      this.viewsChanged();
+    });
     const { topics, unknown } = parseTopicsQuery(options.topicsQuery);
     const { maskIndices, background, ...rest } = this.session.info;
     conn.sendSession({
@@ -166,6 +175,7 @@ export class Hub {
     if (this.failed) conn.sendSession({ type: 'fault', ...this.failed });
     conn.subscribe(topics);
     if (this.ended) conn.sendSession({ type: 'end' });
+    this.viewsChanged();
     return conn;
   }
 
@@ -286,8 +296,7 @@ export class Hub {
   /** The map update of a client's view at a TR: one per distinct view, shared, encoded lazily. */
   private mapUpdate(batch: Extract<Batch, { kind: 'tr' }>, spec: MapSpec): Update | undefined {
     if (batch.mapSeq < 0) return undefined;
-    const kind = spec.kind ?? (this.selection.target === 'network' ? 'network' : 'unit-t');
-    const index = spec.kind !== undefined && spec.index !== undefined ? spec.index : this.selection.index;
+    const { kind, index } = this.resolveView(spec);
     const slices = spec.slices ?? null;
     const key = JSON.stringify([kind, index, slices]);
     let u = batch.maps.get(key);
@@ -304,22 +313,57 @@ export class Hub {
     return u;
   }
 
-  private control(command: ControlCommand): void {
-    this.session.control(command);
-    if (command.op === 'select') {
+  private control(command: ControlCommand): void | Promise<void> {
+    const done = this.session.control(command);
+    if (command.op !== 'select') return done;
+    const apply = () => {
       this.selection = { target: command.target, index: command.index };
-      const batch = this.latestBatch;
-      if (!batch) return;
-      batch.maps = new Map();
+      this.viewsChanged();
       // clients whose map follows the selection see the new one now, even while paused
-      for (const c of this.connections) {
-        if (!c.subscriptions.has('map') || c.mapSpec.kind !== undefined) continue;
-        const u = this.mapUpdate(batch, c.mapSpec);
-        if (!u) continue;
-        c.forget('map');
-        c.offer(u);
-      }
+      this.resendMaps((c) => c.mapSpec.kind === undefined);
+    };
+    if (done instanceof Promise) return done.then(apply);
+    apply();
+  }
+
+  /** Offers the current TR's map again to the map subscribers `which` selects. */
+  private resendMaps(which: (c: Connection) => boolean): void {
+    const batch = this.latestBatch;
+    if (!batch) return;
+    batch.maps = new Map();
+    for (const c of this.connections) {
+      if (!c.subscriptions.has('map') || !which(c)) continue;
+      const u = this.mapUpdate(batch, c.mapSpec);
+      if (!u) continue;
+      c.forget('map');
+      c.offer(u);
     }
+  }
+
+  /** The map each map subscriber watches (kind and index, after the selection default). */
+  private watchedViews(): MapView[] {
+    const views = new Map<string, MapView>();
+    for (const c of this.connections) {
+      if (!c.subscriptions.has('map')) continue;
+      const v = this.resolveView(c.mapSpec);
+      views.set(`${v.kind}:${v.index}`, v);
+    }
+    return [...views.values()];
+  }
+
+  private viewsChanged(): void {
+    if (!this.session.watch) return;
+    const views = this.watchedViews();
+    const key = views.map((v) => `${v.kind}:${v.index}`).sort().join(',');
+    if (key === this.watchedKey) return;
+    this.watchedKey = key;
+    this.session.watch(views);
+  }
+
+  private resolveView(spec: MapSpec): MapView {
+    const kind = spec.kind ?? (this.selection.target === 'network' ? 'network' : 'unit-t');
+    const index = spec.kind !== undefined && spec.index !== undefined ? spec.index : this.selection.index;
+    return { kind, index };
   }
 
   /** Reports a fault to every client (in order with the TRs before it) and returns it. */

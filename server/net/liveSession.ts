@@ -25,6 +25,21 @@ export interface LiveSession {
   annotations$: Observable<AnnotationRow[]>;
   /** The current map of a unit (t or beta) or a network; undefined when not available yet. */
   map(kind: MapKind, index: number): BrainMap | undefined;
-  /** Applies a validated control command; throws SyncactError to refuse it. */
-  control(command: ControlCommand): void;
+  /**
+   * Applies a validated control command; throws (or rejects with) a SyncactError to
+   * refuse it. The client's `ack` waits for a returned promise.
+   */
+  control(command: ControlCommand): void | Promise<void>;
+  /**
+   * Told the maps clients watch whenever that set changes, for sessions that must fetch
+   * maps ahead of time (the server in a worker thread); others need not implement it.
+   */
+  watch?(views: MapView[]): void;
+  /** Emits when maps changed between TRs (fetched late); the server re-sends them. */
+  mapsChanged$?: Observable<void>;
+}
+
+export interface MapView {
+  kind: MapKind;
+  index: number;
 }

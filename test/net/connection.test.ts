@@ -36,6 +36,7 @@ function setup(highWaterBytes = 100) {
     currentTr: () => 0,
     snapshot: () => undefined,
     control: () => undefined,
+    viewsChanged: () => undefined,
   };
   const ws = new StubSocket();
   const conn = new Connection(ws as unknown as WebSocket, ctx, false);
