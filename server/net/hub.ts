@@ -8,8 +8,9 @@
  * The pipeline's call only records the TR (a few microseconds whatever the number of
  * clients); the fan-out runs in the next turn of the event loop (setImmediate), TR by TR
  * in order, with each client's socket corked so one TR costs one write per client. TRs
- * published faster than the event loop turns wait in a queue of at most MAX_QUEUED_TRS;
- * beyond that the oldest is dropped (counted as coalesced for its subscribers).
+ * published faster than the event loop turns wait in a queue; a burst of MAX_QUEUED_TRS
+ * is fanned out at once inside the pipeline's call, so the queue stays bounded and a fast
+ * client still gets every TR (slow ones are coalesced per topic as always).
  *
  * Nothing the hub does can throw into the pipeline: a failure while publishing becomes a
  * `fault` sent to clients, and the session keeps running.
@@ -53,7 +54,7 @@ export interface Fault {
   message: string;
 }
 
-/** TRs waiting for the fan-out when the pipeline publishes faster than the event loop turns. */
+/** TRs held for the fan-out while the pipeline publishes without yielding to the event loop. */
 export const MAX_QUEUED_TRS = 64;
 
 /** One TR's updates (or a session message) waiting for the fan-out. */
@@ -242,21 +243,15 @@ export class Hub {
 
   private enqueue(batch: Batch): void {
     this.queue.push(batch);
-    if (this.queue.length > MAX_QUEUED_TRS) this.dropBatch(this.queue.shift()!);
+    if (this.queue.length >= MAX_QUEUED_TRS) {
+      // a burst that never yields: fan out now rather than hold more TRs or drop them
+      this.guard(() => this.fanOut());
+      return;
+    }
     this.fanOutScheduled ??= setImmediate(() => {
       this.fanOutScheduled = undefined;
       this.guard(() => this.fanOut());
     });
-  }
-
-  private dropBatch(batch: Batch): void {
-    if (batch.kind !== 'tr') return; // session messages are never dropped (there are at most two)
-    for (const c of this.connections) {
-      let n = batch.updates.filter((u) => c.subscriptions.has(u.topic)).length;
-      if (batch.mapSeq >= 0 && c.subscriptions.has('map')) n++;
-      c.dropped += n;
-      this.options.metrics.dropped += n;
-    }
   }
 
   /** Offers each queued TR, in order, to its subscribers: one corked write per client per TR. */

@@ -103,6 +103,16 @@ describe('live session over WebSocket', () => {
     expect(server!.stats()).toMatchObject({ currentTr: N - 1, trsProcessed: N, dropped: 0 });
   });
 
+  it('a burst published without yielding is fanned out in bounded chunks, every TR delivered', async () => {
+    const { session } = await setup();
+    const c = await client('?topics=state');
+    await c.until(() => c.json('hello').length === 1);
+    for (let tr = 0; tr < 500; tr++) session.emit(tr); // no await: the event loop never turns
+    await c.until(() => c.json('state').length === 500, 10_000, '500 TRs');
+    expect(c.json('state').map((s) => s.seq)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    expect(server!.stats().dropped).toBe(0);
+  });
+
   it('subscribes by message: snapshot first, then updates; unsubscribe stops them', async () => {
     const { session } = await setup();
     session.emit(0);
