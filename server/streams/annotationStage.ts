@@ -16,7 +16,7 @@
  * @param engine the coupling engine (with annotation templates; without, this stage does nothing)
  * @param every N, TRs between annotations (0: only at the last TR)
  * @param trCount TRs in the run
- * @param units which units to annotate (default: the GLM units)
+ * @param enabled false when the engine has no templates (the stage passes work through)
  */
 import { map, type OperatorFunction } from 'rxjs';
 import type { AnnotationRow } from '../../protocol/state.ts';

@@ -3,7 +3,7 @@
  * operator per stage, and emits a typed state per TR (protocol/state.ts) with telemetry.
  *
  *   clock tick k ─▶ seekBySnapshots ─▶ attachUnitResponses ─▶ readVolumes
- *                ─▶ updateCoupling ─▶ annotateEvery ─▶ toTrState ─▶ PipelineTr
+ *                ─▶ updateCoupling ─▶ annotateEvery ─▶ attachFrame ─▶ toTrState ─▶ PipelineTr
  *
  * The CNN (frames → microtime bins → HRF → unit reduction) has run ahead over the whole
  * movie when the session was opened (cnnStage.ts), so the per-TR loop only looks its
@@ -26,12 +26,13 @@ import type { TrState } from '../../protocol/state.ts';
 import type { CouplingEngine } from '../engine/coupling.ts';
 import { annotateEvery } from './annotationStage.ts';
 import { clockedSteps } from './clockedSteps.ts';
+import { attachFrame, type FrameProvider } from './frameStage.ts';
 import { updateCoupling } from './couplingStage.ts';
 import type { ClockCommand, ReplaySpeed } from './replayClock.ts';
 import type { ReplayInputs } from './replayInputs.ts';
 import { seekBySnapshots, SnapshotStore } from './snapshots.ts';
 import { toTrState, type PipelineTr } from './telemetry.ts';
-import { newTrWork } from './trWork.ts';
+import { newTrWork, type TrWork } from './trWork.ts';
 import { attachUnitResponses } from './unitResponses.ts';
 import { readVolumes } from './volumeStage.ts';
 
@@ -59,7 +60,7 @@ export interface PipelineOptions {
   /** Most snapshots held at once (default 16). */
   maxSnapshots?: number;
   /** The TR's last movie frame as a thumbnail (absent: null in every state). */
-  frame?: (tr: number) => TrState['frame'];
+  frame?: FrameProvider;
 }
 
 /** The replay as an Observable of per-TR states; completes after the last TR (unless looping). */
@@ -93,7 +94,8 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
       volume: readVolumes(inputs.volumes),
       coupling: updateCoupling(engine, o.alpha),
       annotation: annotateEvery(engine, o.annotateEvery, inputs.trCount, o.annotate),
-      state: toTrState({ clock: () => ({ ...clock }), frame: o.frame }),
+      frame: o.frame ? attachFrame(o.frame) : (w: Observable<TrWork>) => w,
+      state: toTrState({ clock: () => ({ ...clock }) }),
     };
     return clockedSteps(
       {
@@ -107,7 +109,7 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
         scheduler: o.scheduler,
       },
       (tick) =>
-        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.coupling, stages.annotation, stages.state),
+        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.coupling, stages.annotation, stages.frame, stages.state),
     );
   });
 }

@@ -48,7 +48,8 @@ import { PRESET_NAMES, type PresetName } from '../synth/presets.ts';
 import { createSyntheticSession, type SyntheticSession } from '../synth/session.ts';
 import { plantedAtlas } from '../synth/writeSession.ts';
 import { runCnnStage, type CnnStageResult } from './cnnStage.ts';
-import { planLockstep } from './lockstep.ts';
+import { frameRange, planLockstep, type LockstepPlan } from './lockstep.ts';
+import type { FrameProvider } from './frameStage.ts';
 import type { ReplayInputs, VolumeSource } from './replayInputs.ts';
 import { openMovieSource } from './sources.ts';
 
@@ -126,8 +127,8 @@ export interface OpenedSession {
   annotate: boolean;
   truth: SessionTruth | null;
   warnings: string[];
-  /** The TR's last movie frame as a thumbnail, when frames are in memory. */
-  frame?: (tr: number) => TrState['frame'];
+  /** The TR's last movie frame as a thumbnail (at most 64 px wide), null for a TR without frames. */
+  frame: FrameProvider;
   /** Open times, ms: mask, atlas, CNN stage (cnn, hrf, reduction), engine. */
   openMs: Record<string, number>;
   close(): Promise<void>;
@@ -309,6 +310,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
   let extractor: FeatureExtractor | null = null;
   let ownsExtractor = false;
   let movieClose: (() => Promise<void>) | null = null;
+  let thumbClose: (() => Promise<void>) | null = null;
   let engine: CouplingEngine | null = null;
   try {
     if (settings.hrfDerivative) warnings.push('hrf_derivative is not used by the pipeline: one HRF response per unit');
@@ -336,6 +338,8 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     });
     warnings.push(...plan.warnings.map((w) => w.message));
     const tr = plan.tr;
+    const thumbs = p.synth ? { frame: syntheticThumbnails(p.synth, plan), close: async () => {} } : await movieThumbnails(config.movie as string, plan, p.fps);
+    thumbClose = thumbs.close;
     // An open-ended live run is designed (drift basis, CNN responses) for the movie's length.
     let trCount = plan.trCount ?? plan.movieEndTr;
     if (plan.trCount === null) warnings.push(`live run: designed for ${trCount} TRs, the movie's length`);
@@ -459,12 +463,13 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       annotate,
       truth: p.truth,
       warnings,
-      frame: p.synth ? syntheticThumbnails(p.synth, tr, onset) : undefined,
+      frame: thumbs.frame,
       openMs,
       async close() {
         built.dispose();
         await p.volumes.close();
         await closeMovie();
+        await thumbs.close();
         if (owned) await ex.dispose();
       },
     };
@@ -472,6 +477,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     engine?.dispose();
     await p.volumes.close();
     await movieClose?.();
+    await thumbClose?.();
     if (extractor && ownsExtractor) await extractor.dispose();
     throw e;
   }
@@ -521,6 +527,7 @@ async function movieFrames(path: string, extractor: FeatureExtractor, fps: numbe
   const frames = sequentialReader(
     (start) => movie.frames(start, movie.frameCount),
     (i) => new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.frameCount} frames)`, path),
+    'drain',
   );
   const source: FrameSource = {
     width: movie.width,
@@ -536,14 +543,21 @@ async function movieFrames(path: string, extractor: FeatureExtractor, fps: numbe
 /**
  * Items of an indexed stream read in increasing order from one iterator; an index before
  * the last one read restarts the stream there.
+ *
+ * `leave` says how an unfinished iterator is left (at a restart or close): 'return' (the
+ * usual early exit), or 'drain' (read it to its end). Movie decoders are drained: leaving
+ * an ffmpeg decoder with frames still in its pipe waits forever for the process to close
+ * (movieDecoder.ts awaits 'close' after SIGKILL while its stdout is paused with data).
  */
-function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error) {
+function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error, leave: 'return' | 'drain') {
   let it: AsyncIterator<T> | null = null;
   let next = 0;
   const close = async () => {
     const old = it;
     it = null;
-    await old?.return?.();
+    if (!old) return;
+    if (leave === 'return') await old.return?.();
+    else while (!(await old.next()).done);
   };
   return {
     async read(i: number): Promise<T> {
@@ -554,7 +568,10 @@ function sequentialReader<T extends { index: number }>(open: (start: number) => 
       }
       for (;;) {
         const r = await it.next();
-        if (r.done) throw past(i);
+        if (r.done) {
+          it = null;
+          throw past(i);
+        }
         next = r.value.index + 1;
         if (r.value.index === i) return r.value;
       }
@@ -568,6 +585,7 @@ function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSource {
   const reader = sequentialReader(
     (start) => live.volumes(start),
     (k) => new SyncactError('REPLAY_MISSING_VOLUME', `the live run ended before volume ${k}`, live.dir),
+    'return',
   );
   return {
     count: live.count ?? Infinity,
@@ -680,15 +698,44 @@ export async function readTruth(truthPath: string, mapsPath: string | null, grid
   };
 }
 
+/** The last frame of TR k under the lockstep rules, or null when the TR has none. */
+function lastFrameOf(plan: LockstepPlan, k: number): number | null {
+  const { start, end } = frameRange(plan, k);
+  return end > start ? end - 1 : null;
+}
+
+/**
+ * Thumbnails decoded one frame at a time at thumbnail size (ffmpeg seeks to the frame and
+ * stops after it): a few tens of ms per TR, nothing kept open between TRs, and a seek costs
+ * the same as the next TR. (A decoder kept streaming across TRs would be cheaper per
+ * frame, but a seek back would have to abandon it; see sequentialReader.)
+ */
+async function movieThumbnails(path: string, plan: LockstepPlan, fps: number | undefined): Promise<{ frame: FrameProvider; close: () => Promise<void> }> {
+  const native = await openMovieSource(path, { fps });
+  const width = Math.min(THUMBNAIL, native.width - (native.width % 2));
+  const height = Math.max(2, 2 * Math.round((width * native.height) / native.width / 2));
+  const small = await openMovieSource(path, { fps, width, height });
+  return {
+    async frame(k) {
+      const i = lastFrameOf(plan, k);
+      if (i === null) return null;
+      let rgb: Uint8Array | null = null;
+      for await (const f of small.frames(i, i + 1)) rgb = f.rgb;
+      return rgb ? { width, height, rgb } : null;
+    },
+    close: async () => {},
+  };
+}
+
 /** The TR's last movie frame, box-downsampled to at most 64 px on its long side. */
-function syntheticThumbnails(s: SyntheticSession, tr: number, onset: number): (k: number) => TrState['frame'] {
+function syntheticThumbnails(s: SyntheticSession, plan: LockstepPlan): FrameProvider {
   const m = s.movie;
   const step = Math.max(1, Math.ceil(Math.max(m.width, m.height) / THUMBNAIL));
   const w = Math.floor(m.width / step);
   const h = Math.floor(m.height / step);
   return (k) => {
-    const i = Math.ceil((onset + (k + 1) * tr) * m.fps) - 1;
-    if (i < 0 || i >= m.frameCount) return null;
+    const i = lastFrameOf(plan, k);
+    if (i === null) return null;
     const src = m.frame(i);
     const rgb = new Uint8Array(w * h * 3);
     for (let y = 0; y < h; y++) {

@@ -13,7 +13,6 @@
  * ```
  *
  * @param options.clock the current clock settings, read at each TR
- * @param options.frame the TR's last movie frame as a thumbnail, or null (may be absent)
  * @param options.rateWindow TRs in the rate's window (default 8)
  */
 import { map, type OperatorFunction } from 'rxjs';
@@ -30,7 +29,6 @@ export interface PipelineTr {
 
 export interface TelemetryOptions {
   clock: () => TrState['clock'];
-  frame?: (tr: number) => TrState['frame'];
   rateWindow?: number;
   /** Wall clock in ms (default performance.now); injected by tests. */
   now?: () => number;
@@ -53,7 +51,7 @@ export function toTrState(options: TelemetryOptions): OperatorFunction<TrWork, P
         couplingQ: Float32Array.from(c?.q ?? []),
         significant: c?.significant ?? new Uint8Array(0),
         cka: Float32Array.from(work.cka ?? []),
-        frame: options.frame ? options.frame(work.tr) : null,
+        frame: work.frame,
         telemetry: { stageMs: work.stageMs, trsPerSecond: NaN, lagMs: work.tick.lagMs },
       };
     });

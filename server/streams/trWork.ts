@@ -8,7 +8,7 @@
  * 1.7 M-voxel volume; copying the record per stage would cost nothing, but copying what
  * it holds would. Each TR gets a fresh record; stages never keep it after they emit.
  */
-import type { AnnotationRow } from '../../protocol/state.ts';
+import type { AnnotationRow, TrState } from '../../protocol/state.ts';
 import type { CouplingMatrix } from '../engine/coupling.ts';
 import type { ClockTick } from './replayClock.ts';
 
@@ -32,6 +32,8 @@ export interface TrWork {
   cka: Float64Array | null;
   /** Set on the TRs where annotation ran. */
   annotations: AnnotationRow[] | null;
+  /** The TR's last movie frame as a thumbnail (null: none, or no frame stage). */
+  frame: TrState['frame'];
 }
 
 export function newTrWork(tick: ClockTick): TrWork {
@@ -47,6 +49,7 @@ export function newTrWork(tick: ClockTick): TrWork {
     coupling: null,
     cka: null,
     annotations: null,
+    frame: null,
   };
 }
 
