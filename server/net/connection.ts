@@ -42,7 +42,7 @@ export interface ConnectionContext {
 /** A session message before its stamp (`v`, `tr`, `seq` are filled in on send). */
 type Unstamped<M> = M extends ServerMessage ? Omit<M, 'v' | 'tr' | 'seq'> : never;
 
-/** Session messages (replies, faults) are dropped rather than queued past this many bytes. */
+/** Session messages (replies, faults) are dropped rather than queued once the socket buffer holds this many times the high-water mark. */
 const SESSION_MESSAGE_LIMIT_FACTOR = 4;
 
 let nextId = 1;
