@@ -136,7 +136,9 @@ export function progressLine(s: OpenedSession, st: TrState, top: number): string
   for (let j = 0; j < st.coupling.length; j++) if (Number.isFinite(st.coupling[j])) order.push(j);
   // Significant pairs first, then by |r|.
   order.sort((a, b) => st.significant[b] - st.significant[a] || Math.abs(st.coupling[b]) - Math.abs(st.coupling[a]));
-  const pairs = order
+  // r over fewer than half a window is noise (±1 at 3 samples): say so instead.
+  const filled = Math.min(st.tr + 1, s.settings.window);
+  const pairs = (filled * 2 < s.settings.window ? [] : order)
     .slice(0, Math.max(0, top))
     .map((j) => `${name(Math.floor(j / F))}~${s.info.features[j % F]} ${st.coupling[j] >= 0 ? '+' : ''}${st.coupling[j].toFixed(2)}${st.significant[j] ? '*' : ''}`);
   const rate = st.telemetry.trsPerSecond;
@@ -145,6 +147,6 @@ export function progressLine(s: OpenedSession, st: TrState, top: number): string
     `t ${st.time.toFixed(1).padStart(6)} s`,
     `lag ${Math.round(st.telemetry.lagMs).toString().padStart(5)} ms`,
     `${Number.isFinite(rate) ? rate.toFixed(1).padStart(6) : '     -'} TR/s`,
-    pairs.join('  ') || '(no coupling yet)',
+    pairs.join('  ') || `(window filling: ${filled}/${s.settings.window} TRs)`,
   ].join('  ');
 }

@@ -133,6 +133,18 @@ describe('syncact analyze', () => {
     expect(existsSync(`${out}.partial`)).toBe(false);
   });
 
+  it('--model takes an ONNX file with --layers (intermediate layers tapped)', async () => {
+    const out = join(tmp, 'onnx');
+    const model = join(import.meta.dirname, '../fixtures/models/tiny_cnn.onnx');
+    expect(await run([...common(), '--out', out, '--max-trs', '20', '--networks', '0', '--model', model, '--layers', '/relu2/Relu_output_0,logits'])).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.parameters.model.id).toMatch(/^onnx:/);
+    expect(report.summary.layers.map((l: { name: string }) => l.name)).toEqual(['/relu2/Relu_output_0', 'logits']);
+    expect(report.summary.units).toBe(8 + 5);
+    expect(existsSync(join(out, 'networks.nii.gz'))).toBe(false);
+    await expect(run([...common(), '--out', out, '--model', model])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--layers/) });
+  });
+
   it('usage errors name the option', async () => {
     await expect(run(['--session', sessionFile])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--out/) });
     await expect(run(['--out', join(tmp, 'x')])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--session/) });
