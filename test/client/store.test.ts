@@ -157,15 +157,17 @@ describe('LiveStore: connecting and the session', () => {
     void open;
   });
 
-  it('requests the overlay of the first unit with a map, or of the first network when no unit has one', () => {
+  it('selects the first unit with a map and shows the first network (defined from the first TR)', () => {
     const a = setup();
     a.open();
     expect(a.sockets[0].sent).toEqual([{ type: 'subscribe', v: 1, id: 1, topics: ['map'], map: { kind: 'network', index: 0 } }]);
+    expect(a.store.state.selection).toEqual({ unit: 0, feature: 0 });
     const b = setup({ info: infoWithPca() });
     b.open();
     const unit = b.info.units.length - 2;
-    expect(b.sockets[0].sent[0]).toMatchObject({ type: 'subscribe', map: { kind: 'unit-t', index: unit } });
+    expect(b.sockets[0].sent[0]).toMatchObject({ type: 'subscribe', map: { kind: 'network', index: 0 } });
     expect(b.store.state.selection).toEqual({ unit, feature: 0 });
+    expect(b.store.state.mapRequest).toEqual({ kind: 'network', index: 0 });
   });
 });
 

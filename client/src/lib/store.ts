@@ -517,11 +517,10 @@ export class LiveStore {
       st.selection = defaultSelection(st.session);
       st.mapRequest = null;
     }
-    // The overlay view is per connection: say it again on every (re)connect.
-    if (!st.mapRequest) {
-      const { unit, feature } = st.selection;
-      st.mapRequest = unitHasMap(st.session, unit) ? { kind: 'unit-t', index: unit } : { kind: 'network', index: feature };
-    }
+    // The overlay view is per connection: say it again on every (re)connect. The first
+    // view is the selected network, which exists from the first TR (a unit's t-map only
+    // once the GLM has full rank).
+    st.mapRequest ??= { kind: 'network', index: st.selection.feature };
     this.sendMapSpec();
   }
 
