@@ -5,7 +5,7 @@
  * TRs per second and peak memory. `analyze` writes it with report.ts; the bench calls
  * this directly.
  */
-import { lastValueFrom, tap } from 'rxjs';
+import { lastValueFrom, take, tap } from 'rxjs';
 import type { AnnotationRow, TrState } from '../../protocol/state.ts';
 import { SignificanceTally } from '../engine/truthScore.ts';
 import { runPipeline } from '../streams/pipeline.ts';
@@ -32,6 +32,11 @@ export interface AnalyzeOptions {
   /** Annotation stride in TRs (0: only at the end); default 50. */
   annotateEvery?: number;
   onTr?: (state: TrState) => void;
+  /**
+   * Stop after this many TRs (a benchmark's sample of a long run): the design (drift basis,
+   * nulls) stays the whole run's, unlike `maxTrs` when opening, which shortens the run.
+   */
+  stopAfter?: number;
 }
 
 export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions = {}): Promise<AnalysisRun> {
@@ -55,6 +60,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
       annotate: s.annotate,
       snapshotEvery: null,
     }).pipe(
+      take(options.stopAfter ?? Infinity),
       tap((t) => {
         trs++;
         final = t.state;

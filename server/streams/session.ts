@@ -401,7 +401,8 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       atlas: atlasOption,
       sliding: {
         window: settings.window,
-        weighting: settings.windowKind === 'rectangular' ? { kind: 'rectangular' } : { kind: 'exponential', halfLife: settings.window / 2 },
+        // Same effective length: weights 2^(−age/h) sum to 1/(1 − 2^(−1/h)) ≈ h/ln 2 = W.
+        weighting: settings.windowKind === 'rectangular' ? { kind: 'rectangular' } : { kind: 'exponential', halfLife: settings.window * Math.LN2 },
         nulls: shifts > 0 ? { shifts, seed: config.seed ?? 0, pool: 'all' } : undefined,
       },
       dictionary: networks > 0 ? { atoms: networks, couple: true, alpha: 1, updateEvery: options.dictionaryUpdateEvery ?? (V < 10_000 ? 1 : 5), seed: 0 } : undefined,
