@@ -47,6 +47,8 @@ export interface HubOptions {
   highWaterBytes: number;
   rateLimit: RateLimitOptions;
   heartbeatMs: number;
+  /** The initial selection (the map clients see by default); unit 0 when left out. */
+  selection?: { target: 'unit' | 'network'; index: number };
 }
 
 export interface Fault {
@@ -71,7 +73,7 @@ export class Hub {
   private queue: Batch[] = [];
   private fanOutScheduled: ReturnType<typeof setImmediate> | undefined;
   private tr = -1;
-  selection: { target: 'unit' | 'network'; index: number } = { target: 'unit', index: 0 };
+  selection: { target: 'unit' | 'network'; index: number };
   /** Set when the state stream errored: the session is dead (new clients are told too). */
   failed: Fault | null = null;
   /** The latest fault of any kind (a dead stream, a reported problem, a map that failed). */
@@ -88,6 +90,7 @@ export class Hub {
     private readonly session: LiveSession,
     private readonly options: HubOptions,
   ) {
+    this.selection = { ...(options.selection ?? { target: 'unit', index: 0 }) };
     this.ctx = {
       info: session.info,
       token: options.token,

@@ -44,6 +44,11 @@ export interface ServerOptions {
   rateLimit?: RateLimitOptions;
   /** WebSocket clients at once; more are refused with HTTP 503 (default 256). */
   maxClients?: number;
+  /**
+   * The initial selection, i.e. the map clients see by default (unit 0 when left out; a
+   * session whose maps exist only for some units should name one of those).
+   */
+  selection?: { target: 'unit' | 'network'; index: number };
 }
 
 export interface ClientStats {
@@ -115,6 +120,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     highWaterBytes: options.highWaterBytes ?? DEFAULTS.highWaterBytes,
     rateLimit: options.rateLimit ?? DEFAULTS.rateLimit,
     heartbeatMs,
+    selection: options.selection,
   });
 
   const http = createServer((req, res) => handleHttp(req, res));

@@ -180,6 +180,16 @@ describe('live session over WebSocket', () => {
     expect(sliced.json('error')[0]).toMatchObject({ id: 9, code: 'PROTOCOL_INVALID_MESSAGE', message: expect.stringContaining('x slice 6 is outside the grid') });
   });
 
+  it('the initial selection is an option', async () => {
+    const session = new FakeSession();
+    server = await startServer({ session, staticDir: join(tmpdir(), 'syncact-no-dashboard'), selection: { target: 'network', index: 2 } });
+    session.emit(0);
+    const c = await client('?topics=map');
+    await c.until(() => c.json('map').length === 1);
+    expect(c.json('hello')[0].selection).toEqual({ target: 'network', index: 2 });
+    expect(c.json('map')[0]).toMatchObject({ kind: 'network', index: 2 });
+  });
+
   it('control needs the token: refused without, accepted after auth, bounds checked', async () => {
     const { session } = await setup();
     const c = await client();
