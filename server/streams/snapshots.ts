@@ -10,10 +10,12 @@
  * replays the TRs in between unpaced, without emitting them. The state then equals an
  * uninterrupted run's at k (tested in test/streams/pipelineSeek.test.ts).
  *
- * Memory: one snapshot holds the whole engine (GLM state is O(V·P)); at hcp7t size that
- * is hundreds of MB. The store keeps at most `maxKept` snapshots: when full it doubles its
- * spacing and drops the snapshots that are no longer on it, so memory stays bounded and a
- * seek replays at most 2·spacing TRs.
+ * Memory: one snapshot holds the whole engine (GLM state is O(V·P)): 144 MB at hcp7t size
+ * (403k voxels), a few MB for the demo. The store keeps at most `maxKept` snapshots, fewer
+ * when they would exceed `maxBytes` (1 GiB by default; the first snapshot's size sets the
+ * count): when full it doubles its spacing and drops the snapshots that are no longer on
+ * it, so memory stays bounded whatever the run length, and a seek replays at most
+ * 2·spacing TRs.
  *
  * ```
  * ticks:     0  1  2  3  [seek 1]  1'  2'
@@ -30,15 +32,28 @@ import { timedAsync, type TrWork } from './trWork.ts';
 export class SnapshotStore {
   private spacing: number;
   private readonly kept = new Map<number, CouplingSnapshot>();
+  private limit: number;
+  private sized = false;
 
   /**
    * @param every take a snapshot when the engine has seen a multiple of this many TRs
    * @param maxKept the most snapshots held at once (≥ 2)
+   * @param maxBytes memory budget for the held snapshots (at least 2 are kept regardless)
    */
-  constructor(every: number, readonly maxKept = 16) {
+  constructor(
+    every: number,
+    readonly maxKept = 16,
+    readonly maxBytes = 2 ** 30,
+  ) {
     if (!Number.isInteger(every) || every < 1) throw new SyncactError('REPLAY_BAD_OPTIONS', `snapshot spacing must be a positive integer, got ${every}`);
     if (!Number.isInteger(maxKept) || maxKept < 2) throw new SyncactError('REPLAY_BAD_OPTIONS', `at least 2 snapshots must be kept, got ${maxKept}`);
     this.spacing = every;
+    this.limit = maxKept;
+  }
+
+  /** Snapshots held at most (maxKept, or fewer under the memory budget once one has been sized). */
+  get capacity(): number {
+    return this.limit;
   }
 
   /** Current spacing in TRs (doubles when the store is full). */
@@ -55,8 +70,13 @@ export class SnapshotStore {
   offer(engine: CouplingEngine): void {
     const k = engine.count;
     if (k % this.spacing !== 0 || this.kept.has(k)) return;
-    this.kept.set(k, engine.snapshot());
-    if (this.kept.size > this.maxKept) {
+    const snap = engine.snapshot();
+    if (!this.sized) {
+      this.sized = true;
+      this.limit = Math.max(2, Math.min(this.maxKept, Math.floor(this.maxBytes / Math.max(1, snapshotBytes(snap)))));
+    }
+    this.kept.set(k, snap);
+    if (this.kept.size > this.limit) {
       this.spacing *= 2;
       for (const t of [...this.kept.keys()]) if (t % this.spacing !== 0) this.kept.delete(t);
     }
@@ -72,6 +92,14 @@ export class SnapshotStore {
   clear(): void {
     this.kept.clear();
   }
+}
+
+/** Bytes held by a snapshot's arrays, its parts' included. */
+export function snapshotBytes(s: { arrays?: Record<string, ArrayBufferView>; parts?: Record<string, unknown> }): number {
+  let n = 0;
+  for (const a of Object.values(s.arrays ?? {})) n += a.byteLength;
+  for (const p of Object.values(s.parts ?? {})) n += snapshotBytes(p as typeof s);
+  return n;
 }
 
 export interface SeekOptions {

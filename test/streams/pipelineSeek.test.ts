@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { lastValueFrom, Subject, take, toArray } from 'rxjs';
 import { runPipeline, type PipelineOptions, type PipelineTr } from '../../server/streams/pipeline.ts';
 import type { ClockCommand } from '../../server/streams/replayClock.ts';
-import { SnapshotStore } from '../../server/streams/snapshots.ts';
+import { SnapshotStore, snapshotBytes } from '../../server/streams/snapshots.ts';
 import type { OpenedSession } from '../../server/streams/session.ts';
 import { openTiny, stateValues } from './pipelineFixtures.ts';
 
@@ -130,5 +130,20 @@ describe('SnapshotStore', () => {
     expect(store.nearest(15)?.tr).toBe(8);
     expect(store.nearest(16)?.tr).toBe(16);
     expect(() => new SnapshotStore(0)).toThrow(/positive integer/);
+  });
+
+  it('holds fewer snapshots when they would exceed its memory budget', async () => {
+    const s = await open();
+    const bytes = snapshotBytes(s.engine.snapshot());
+    expect(bytes).toBeGreaterThan(1000);
+    const store = new SnapshotStore(1, 16, 3.5 * bytes);
+    const { engine, inputs } = s;
+    for (let k = 0; k < 10; k++) {
+      store.offer(engine);
+      engine.update({ units: inputs.responses[k], extras: inputs.extras(k), volume: await inputs.volumes.read(k) });
+    }
+    expect(store.capacity).toBe(3);
+    expect(store.trs.length).toBeLessThanOrEqual(3);
+    expect(store.trs).toEqual([0, 4, 8]);
   });
 });
