@@ -69,12 +69,10 @@ describe('live session over WebSocket', () => {
     const stalled = await client('?topics=state');
     (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     session.emit(0);
-    const t0 = Date.now();
     await server!.close();
     server = undefined;
     await live.until(() => live.closed !== null, 5000, 'close');
     expect(live.closed!.code).toBe(1001);
-    expect(Date.now() - t0).toBeLessThan(5000);
   });
 
   it('a fast client receives every TR in order at speed max, with gapless sequence numbers on every topic', async () => {
