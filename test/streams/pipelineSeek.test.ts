@@ -60,6 +60,30 @@ describe('seek by snapshots', () => {
     expect(out.slice(0, 18).map(stateValues)).toEqual(ref.slice(0, 18).map(stateValues));
   });
 
+  it('restoring the same snapshot twice gives the same states (restore copies, updates do not alter kept snapshots)', async () => {
+    const ref = await uninterrupted();
+    const s = await open();
+    const controls = new Subject<ClockCommand>();
+    let seeks = 0;
+    const out: PipelineTr[] = [];
+    await new Promise<void>((resolve, reject) =>
+      runPipeline(options(s, { controls })).subscribe({
+        next: (t) => {
+          out.push(t);
+          if (t.state.tr === 14 && seeks < 2) {
+            seeks++;
+            controls.next({ type: 'seek', tr: 9 });
+          }
+        },
+        error: reject,
+        complete: resolve,
+      }),
+    );
+    const trs = out.map((t) => t.state.tr);
+    expect(trs).toEqual([...Array.from({ length: 15 }, (_, k) => k), 9, 10, 11, 12, 13, 14, ...Array.from({ length: 15 }, (_, k) => k + 9)]);
+    expect(out.map(stateValues)).toEqual(trs.map((k) => stateValues(ref[k])));
+  });
+
   it('a seek forward replays from the current state, and a start at --from equals the uninterrupted run there', async () => {
     const ref = await uninterrupted();
     const s = await open();
