@@ -22,7 +22,11 @@ export interface AnalysisRun {
   trs: number;
   seconds: number;
   trsPerSecond: number;
-  /** Largest resident set size sampled during the run, MiB. */
+  /**
+   * Peak resident set size of the process so far, MiB (the kernel's high-water mark, so the
+   * CNN stage and the opening are included; in a process that did other work before, that
+   * work is too).
+   */
   peakRssMb: number;
   fractionSignificant: Float64Array;
   truth: TruthBlock | null;
@@ -102,7 +106,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
     trs,
     seconds,
     trsPerSecond: trs / seconds,
-    peakRssMb: peak / 2 ** 20,
+    peakRssMb: Math.max(peak / 2 ** 20, process.resourceUsage().maxRSS / 1024),
     fractionSignificant,
     truth,
   };
