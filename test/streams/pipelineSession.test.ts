@@ -3,7 +3,8 @@
  * against the same session's in-memory frames; the TR rules; and a live folder of 3D
  * volumes giving the same states as the 4D file.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
@@ -122,5 +123,37 @@ describe('openSession', () => {
     expect(fromFolder.map((t) => t.state.tr)).toEqual(Array.from({ length: 12 }, (_, k) => k));
     expect(fromFolder.map(stateValues)).toEqual(fromFile.map(stateValues));
     await expect(openSession({ ...flags(), fmri: live, mask: undefined, tr: 1 }, opts())).rejects.toMatchObject({ code: 'SESSION_INVALID', message: expect.stringMatching(/needs a mask/) });
+  });
+
+  it('live volumes arriving during the replay, one half-written first, give the 4D file\'s states (the pipeline waits for them)', async () => {
+    const staging = join(tmp, 'staging');
+    const live = join(tmp, 'live-slow');
+    mkdirSync(staging);
+    mkdirSync(live);
+    const bytes: Buffer[] = [];
+    for (let k = 0; k < 12; k++) {
+      const f = join(staging, `vol${k}.nii`);
+      await writeNifti(f, synth.volume(k), { dims: [...synth.grid.dims], affine: synth.grid.affine });
+      bytes.push(readFileSync(f));
+    }
+    writeFileSync(join(live, 'vol0.nii'), bytes[0]);
+    const session = await openSession({ ...flags(), fmri: live, tr: 1 }, opts({ maxTrs: 12, live: { pollMs: 10, timeoutMs: 5000 } }));
+    const writer = (async () => {
+      for (let k = 1; k < 12; k++) {
+        await sleep(20);
+        const file = join(live, `vol${k}.nii`);
+        if (k === 5) {
+          // Half a file, a pause longer than two polls, then the rest.
+          writeFileSync(file, bytes[k].subarray(0, bytes[k].length >> 1));
+          await sleep(80);
+          appendFileSync(file, bytes[k].subarray(bytes[k].length >> 1));
+        } else {
+          writeFileSync(file, bytes[k]);
+        }
+      }
+    })();
+    const [fromFolder] = await Promise.all([states(session), writer]);
+    const fromFile = await states(await openSession(flags(), opts({ maxTrs: 12 })));
+    expect(fromFolder.map(stateValues)).toEqual(fromFile.map(stateValues));
   });
 });
