@@ -29,7 +29,7 @@
  */
 import type { AnnotationRow } from '../../protocol/state.ts';
 import { mapCorrelation, plantedMap, scoreDetections, type SignificanceTally, detectedPairs } from '../engine/truthScore.ts';
-import type { SessionTruth } from '../streams/session.ts';
+import type { SessionTruth } from './truthFile.ts';
 
 export const PROXY_R = 0.9;
 /** Bands of |ρ| whose proxies' sensitivity is reported (the last band is the scored one). */

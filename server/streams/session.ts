@@ -24,10 +24,9 @@
  *   at the model's input size.
  * - `hrf_derivative` is not used by the pipeline (one response per unit); a warning says so.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { cpus } from 'node:os';
-import type { SessionInfo, TrState, UnitInfo } from '../../protocol/state.ts';
+import type { SessionInfo, UnitInfo } from '../../protocol/state.ts';
 import { loadSession, parseSession, type EngineSettings, type SessionConfig } from '../config.ts';
 import { SyncactError } from '../errors.ts';
 import { CouplingEngine, type CouplingEngineOptions } from '../engine/coupling.ts';
@@ -39,19 +38,22 @@ import type { UnitReductionSpec } from '../engine/cnn/unitReduction.ts';
 import type { FrameSource } from '../engine/cnn/unitSeries.ts';
 import { atlasFromLabels, denseWeights, loadAtlas, type Atlas } from '../io/atlas.ts';
 import { computeEpiMaskFromFile } from '../io/epiMask.ts';
-import { FeatureCache, movieFileHash } from '../io/featureCache.ts';
+import { FeatureCache } from '../io/featureCache.ts';
 import { loadMask, maskIndices } from '../io/mask.ts';
-import { openLiveFolder, type LiveFolder, type LiveVolumeOptions } from '../io/liveVolumes.ts';
-import { openNifti, type NiftiImage } from '../io/nifti/read.ts';
+import { openLiveFolder, type LiveVolumeOptions } from '../io/liveVolumes.ts';
+import { openNifti } from '../io/nifti/read.ts';
 import type { Grid } from '../io/nifti/types.ts';
 import { PRESET_NAMES, type PresetName } from '../synth/presets.ts';
 import { createSyntheticSession, type SyntheticSession } from '../synth/session.ts';
 import { plantedAtlas } from '../synth/writeSession.ts';
 import { runCnnStage, type CnnStageResult } from './cnnStage.ts';
-import { frameRange, planLockstep, type LockstepPlan } from './lockstep.ts';
+import { planLockstep } from './lockstep.ts';
 import type { FrameProvider } from './frameStage.ts';
 import type { ReplayInputs, VolumeSource } from './replayInputs.ts';
-import { openMovieSource } from './sources.ts';
+import { gather, isFolder, liveVolumes, meanOfFirst, movieFrames, movieThumbnails, niftiVolumes, syntheticThumbnails } from './sessionReaders.ts';
+import { readTruth, type SessionTruth } from '../analysis/truthFile.ts';
+
+export type { SessionTruth } from '../analysis/truthFile.ts';
 
 /** Where a session comes from: a session.json, flags, or both (flags win). */
 export interface SessionSource {
@@ -100,12 +102,6 @@ export interface OpenOptions {
   log?: (message: string) => void;
 }
 
-/** Planted ground truth of a synthetic session (truth.json + truth_maps). */
-export interface SessionTruth {
-  networks: { name: string; driver: string | null; sign: 1 | -1; map: Float32Array; signal: Float64Array }[];
-  features: { name: string; drive: Float64Array }[];
-}
-
 export interface OpenedSession {
   config: SessionConfig;
   info: SessionInfo;
@@ -134,7 +130,6 @@ export interface OpenedSession {
   close(): Promise<void>;
 }
 
-const THUMBNAIL = 64;
 
 /** Reads session.json and/or flags into a SessionConfig. */
 export async function resolveSessionConfig(source: SessionSource): Promise<SessionConfig> {
@@ -165,7 +160,7 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
   const warnings: string[] = [];
   const openMs: Record<string, number> = {};
   const live = await isFolder(config.fmri);
-  const run = live ? await openLiveRun(config.fmri, options) : await openNifti(config.fmri);
+  const run = live ? await openLiveFolder(config.fmri, options.live ?? {}) : await openNifti(config.fmri);
   const grid = run.grid;
   try {
     let t = performance.now();
@@ -514,240 +509,4 @@ async function makeExtractor(options: OpenOptions): Promise<{ extractor: Feature
   const spec = validateModelSpec(m ?? { kind: 'builtin' });
   const layers = options.layers ?? ('layers' in spec ? spec.layers : undefined);
   return { extractor: await createExtractor(layers ? { ...spec, layers } : spec), owned: true };
-}
-
-/**
- * The session's movie (a video file, or a folder of images at `fps`) as a FrameSource at
- * the extractor's input size (rounded up to even, as the decoder needs). Frames are asked
- * for in increasing order by the CNN stage; the decoder streams forward and restarts only
- * when an earlier frame is asked for.
- */
-async function movieFrames(path: string, extractor: FeatureExtractor, fps: number | undefined): Promise<{ source: FrameSource; hash: string; close: () => Promise<void> }> {
-  const { width, height } = extractor.preprocessing;
-  const movie = await openMovieSource(path, { width: width + (width % 2), height: height + (height % 2), fps });
-  const frames = sequentialReader(
-    (start) => movie.frames(start, movie.frameCount),
-    (i) => new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.frameCount} frames)`, path),
-    'drain',
-  );
-  const source: FrameSource = {
-    width: movie.width,
-    height: movie.height,
-    fps: movie.fps,
-    frameCount: movie.frameCount,
-    frame: async (i) => (await frames.read(i)).rgb,
-  };
-  const hash = (await isFolder(path)) ? `images:${path}:${movie.frameCount}` : await movieFileHash(path);
-  return { source, hash, close: frames.close };
-}
-
-/**
- * Items of an indexed stream read in increasing order from one iterator; an index before
- * the last one read restarts the stream there.
- *
- * `leave` says how an unfinished iterator is left (at a restart or close): 'return' (the
- * usual early exit), or 'drain' (read it to its end). Movie decoders are drained: leaving
- * an ffmpeg decoder with frames still in its pipe waits forever for the process to close
- * (movieDecoder.ts awaits 'close' after SIGKILL while its stdout is paused with data).
- */
-function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error, leave: 'return' | 'drain') {
-  let it: AsyncIterator<T> | null = null;
-  let next = 0;
-  const close = async () => {
-    const old = it;
-    it = null;
-    if (!old) return;
-    if (leave === 'return') await old.return?.();
-    else while (!(await old.next()).done);
-  };
-  return {
-    async read(i: number): Promise<T> {
-      if (it === null || i < next) {
-        await close();
-        it = open(i)[Symbol.asyncIterator]();
-        next = i;
-      }
-      for (;;) {
-        const r = await it.next();
-        if (r.done) {
-          it = null;
-          throw past(i);
-        }
-        next = r.value.index + 1;
-        if (r.value.index === i) return r.value;
-      }
-    },
-    close,
-  };
-}
-
-/** Masked volumes from a live folder, as they arrive (a jump back re-reads the files). */
-function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSource {
-  const reader = sequentialReader(
-    (start) => live.volumes(start),
-    (k) => new SyncactError('REPLAY_MISSING_VOLUME', `the live run ended before volume ${k}`, live.dir),
-    'return',
-  );
-  return {
-    count: live.count ?? Infinity,
-    voxels: indices.length,
-    read: async (k) => gather((await reader.read(k)).data, indices),
-    close: reader.close,
-  };
-}
-
-async function openLiveRun(dir: string, options: OpenOptions): Promise<LiveFolder> {
-  return openLiveFolder(dir, options.live ?? {});
-}
-
-async function isFolder(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SyncactError(code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE', `cannot read (${code})`, path);
-  }
-}
-
-/**
- * Masked volumes from a 4D NIfTI by `readVolume` (a forward gzip cursor: sequential reads
- * stream, a jump back re-inflates from the start), with volume k+1 requested as soon as k
- * is handed out, so inflating overlaps the engine's work on k. The prefetch has its
- * rejection handled when it is made (a truncated file must fail the TR that needs the
- * volume, not the process while the engine is busy), and is dropped on a jump.
- */
-function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
-  let ahead: { k: number; volume: Promise<Float32Array> } | null = null;
-  const fetch = (k: number) => {
-    const volume = image.readVolume(k).then((grid) => gather(grid, indices));
-    volume.catch(() => {});
-    return volume;
-  };
-  return {
-    count: image.volumeCount,
-    voxels: indices.length,
-    async read(k) {
-      if (!Number.isInteger(k) || k < 0 || k >= image.volumeCount) {
-        throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path);
-      }
-      const volume = ahead?.k === k ? ahead.volume : fetch(k);
-      ahead = k + 1 < image.volumeCount ? { k: k + 1, volume: volume.then(() => fetch(k + 1)) } : null;
-      ahead?.volume.catch(() => {});
-      return volume;
-    },
-    async close() {
-      await ahead?.volume.catch(() => {});
-      ahead = null;
-      await image.close();
-    },
-  };
-}
-
-/** The masked voxels of a grid volume (a plain loop: typed-array from() with a map function is several times slower). */
-function gather(grid: Float32Array, indices: Uint32Array): Float32Array {
-  const out = new Float32Array(indices.length);
-  for (let q = 0; q < indices.length; q++) out[q] = grid[indices[q]];
-  return out;
-}
-
-async function meanOfFirst(image: NiftiImage, n: number): Promise<Float32Array> {
-  const out = new Float64Array(image.voxelsPerVolume);
-  let count = 0;
-  for await (const { data } of image.volumes({ end: Math.min(n, image.volumeCount) })) {
-    for (let i = 0; i < out.length; i++) out[i] += data[i];
-    count++;
-  }
-  return Float32Array.from(out, (v) => v / Math.max(1, count));
-}
-
-/** truth.json (networks with drivers, signs and signals; feature drives) and the planted maps. */
-export async function readTruth(truthPath: string, mapsPath: string | null, grid: Grid): Promise<SessionTruth> {
-  let json: {
-    networks?: { name: string; driver: string | null; sign: number; signal: number[] }[];
-    features?: { name: string; drive: number[] }[];
-  };
-  try {
-    json = JSON.parse(await readFile(truthPath, 'utf8'));
-  } catch (e) {
-    throw new SyncactError('SESSION_INVALID', `cannot read the ground truth: ${(e as Error).message}`, truthPath);
-  }
-  if (!Array.isArray(json.networks) || !Array.isArray(json.features)) {
-    throw new SyncactError('SESSION_INVALID', 'ground truth has no "networks" or "features" list', truthPath);
-  }
-  const n = grid.dims[0] * grid.dims[1] * grid.dims[2];
-  const maps: Float32Array[] = [];
-  if (mapsPath) {
-    const img = await openNifti(mapsPath);
-    try {
-      if (img.voxelsPerVolume !== n || img.volumeCount !== json.networks.length) {
-        throw new SyncactError('SESSION_INVALID', `planted maps are ${img.header.dims.join('×')}, expected ${grid.dims.join('×')}×${json.networks.length}`, mapsPath);
-      }
-      for await (const { data } of img.volumes()) maps.push(data);
-    } finally {
-      await img.close();
-    }
-  }
-  return {
-    networks: json.networks.map((x, i) => ({
-      name: x.name,
-      driver: x.driver,
-      sign: x.sign < 0 ? -1 : 1,
-      map: maps[i] ?? new Float32Array(n),
-      signal: Float64Array.from(x.signal),
-    })),
-    features: json.features.map((f) => ({ name: f.name, drive: Float64Array.from(f.drive) })),
-  };
-}
-
-/** The last frame of TR k under the lockstep rules, or null when the TR has none. */
-function lastFrameOf(plan: LockstepPlan, k: number): number | null {
-  const { start, end } = frameRange(plan, k);
-  return end > start ? end - 1 : null;
-}
-
-/**
- * Thumbnails decoded one frame at a time at thumbnail size (ffmpeg seeks to the frame and
- * stops after it): a few tens of ms per TR, nothing kept open between TRs, and a seek costs
- * the same as the next TR. (A decoder kept streaming across TRs would be cheaper per
- * frame, but a seek back would have to abandon it; see sequentialReader.)
- */
-async function movieThumbnails(path: string, plan: LockstepPlan, fps: number | undefined): Promise<{ frame: FrameProvider; close: () => Promise<void> }> {
-  const native = await openMovieSource(path, { fps });
-  const width = Math.min(THUMBNAIL, native.width - (native.width % 2));
-  const height = Math.max(2, 2 * Math.round((width * native.height) / native.width / 2));
-  const small = await openMovieSource(path, { fps, width, height });
-  return {
-    async frame(k) {
-      const i = lastFrameOf(plan, k);
-      if (i === null) return null;
-      let rgb: Uint8Array | null = null;
-      for await (const f of small.frames(i, i + 1)) rgb = f.rgb;
-      return rgb ? { width, height, rgb } : null;
-    },
-    close: async () => {},
-  };
-}
-
-/** The TR's last movie frame, box-downsampled to at most 64 px on its long side. */
-function syntheticThumbnails(s: SyntheticSession, plan: LockstepPlan): FrameProvider {
-  const m = s.movie;
-  const step = Math.max(1, Math.ceil(Math.max(m.width, m.height) / THUMBNAIL));
-  const w = Math.floor(m.width / step);
-  const h = Math.floor(m.height / step);
-  return (k) => {
-    const i = lastFrameOf(plan, k);
-    if (i === null) return null;
-    const src = m.frame(i);
-    const rgb = new Uint8Array(w * h * 3);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        for (let c = 0; c < 3; c++) {
-          let sum = 0;
-          for (let dy = 0; dy < step; dy++) for (let dx = 0; dx < step; dx++) sum += src[((y * step + dy) * m.width + x * step + dx) * 3 + c];
-          rgb[(y * w + x) * 3 + c] = Math.round(sum / (step * step));
-        }
-      }
-    }
-    return { width: w, height: h, rgb };
-  };
 }

@@ -1,0 +1,215 @@
+/**
+ * The readers a session is opened with (session.ts): masked BOLD volumes from a 4D NIfTI
+ * or a live folder, movie frames for the CNN stage at the model's input size, and the
+ * per-TR thumbnails the dashboard shows. Each adapts a source of the data layer
+ * (server/io, sources.ts) to what the pipeline asks: random access by TR or frame index,
+ * fastest in increasing order.
+ */
+import { stat } from 'node:fs/promises';
+import { SyncactError } from '../errors.ts';
+import type { FeatureExtractor } from '../engine/cnn/extractor.ts';
+import type { FrameSource } from '../engine/cnn/unitSeries.ts';
+import { movieFileHash } from '../io/featureCache.ts';
+import type { LiveFolder } from '../io/liveVolumes.ts';
+import type { NiftiImage } from '../io/nifti/read.ts';
+import type { SyntheticSession } from '../synth/session.ts';
+import type { FrameProvider } from './frameStage.ts';
+import { frameRange, type LockstepPlan } from './lockstep.ts';
+import type { VolumeSource } from './replayInputs.ts';
+import { openMovieSource } from './sources.ts';
+
+/** Thumbnails are at most this many pixels on their long side. */
+export const THUMBNAIL = 64;
+
+/**
+ * The session's movie (a video file, or a folder of images at `fps`) as a FrameSource at
+ * the extractor's input size (rounded up to even, as the decoder needs). Frames are asked
+ * for in increasing order by the CNN stage; the decoder streams forward and restarts only
+ * when an earlier frame is asked for.
+ */
+export async function movieFrames(path: string, extractor: FeatureExtractor, fps: number | undefined): Promise<{ source: FrameSource; hash: string; close: () => Promise<void> }> {
+  const { width, height } = extractor.preprocessing;
+  const movie = await openMovieSource(path, { width: width + (width % 2), height: height + (height % 2), fps });
+  const frames = sequentialReader(
+    (start) => movie.frames(start, movie.frameCount),
+    (i) => new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.frameCount} frames)`, path),
+    'drain',
+  );
+  const source: FrameSource = {
+    width: movie.width,
+    height: movie.height,
+    fps: movie.fps,
+    frameCount: movie.frameCount,
+    frame: async (i) => (await frames.read(i)).rgb,
+  };
+  const hash = (await isFolder(path)) ? `images:${path}:${movie.frameCount}` : await movieFileHash(path);
+  return { source, hash, close: frames.close };
+}
+
+/**
+ * Items of an indexed stream read in increasing order from one iterator; an index before
+ * the last one read restarts the stream there.
+ *
+ * `leave` says how an unfinished iterator is left (at a restart or close): 'return' (the
+ * usual early exit), or 'drain' (read it to its end). Movie decoders are drained: leaving
+ * an ffmpeg decoder with frames still in its pipe waits forever for the process to close
+ * (movieDecoder.ts awaits 'close' after SIGKILL while its stdout is paused with data).
+ */
+export function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error, leave: 'return' | 'drain') {
+  let it: AsyncIterator<T> | null = null;
+  let next = 0;
+  const close = async () => {
+    const old = it;
+    it = null;
+    if (!old) return;
+    if (leave === 'return') await old.return?.();
+    else while (!(await old.next()).done);
+  };
+  return {
+    async read(i: number): Promise<T> {
+      if (it === null || i < next) {
+        await close();
+        it = open(i)[Symbol.asyncIterator]();
+        next = i;
+      }
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          it = null;
+          throw past(i);
+        }
+        next = r.value.index + 1;
+        if (r.value.index === i) return r.value;
+      }
+    },
+    close,
+  };
+}
+
+/** Masked volumes from a live folder, as they arrive (a jump back re-reads the files). */
+export function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSource {
+  const reader = sequentialReader(
+    (start) => live.volumes(start),
+    (k) => new SyncactError('REPLAY_MISSING_VOLUME', `the live run ended before volume ${k}`, live.dir),
+    'return',
+  );
+  return {
+    count: live.count ?? Infinity,
+    voxels: indices.length,
+    read: async (k) => gather((await reader.read(k)).data, indices),
+    close: reader.close,
+  };
+}
+
+export async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SyncactError(code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE', `cannot read (${code})`, path);
+  }
+}
+
+/**
+ * Masked volumes from a 4D NIfTI by `readVolume` (a forward gzip cursor: sequential reads
+ * stream, a jump back re-inflates from the start), with volume k+1 requested as soon as k
+ * is handed out, so inflating overlaps the engine's work on k. The prefetch has its
+ * rejection handled when it is made (a truncated file must fail the TR that needs the
+ * volume, not the process while the engine is busy), and is dropped on a jump.
+ */
+export function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
+  let ahead: { k: number; volume: Promise<Float32Array> } | null = null;
+  const fetch = (k: number) => {
+    const volume = image.readVolume(k).then((grid) => gather(grid, indices));
+    volume.catch(() => {});
+    return volume;
+  };
+  return {
+    count: image.volumeCount,
+    voxels: indices.length,
+    async read(k) {
+      if (!Number.isInteger(k) || k < 0 || k >= image.volumeCount) {
+        throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path);
+      }
+      const volume = ahead?.k === k ? ahead.volume : fetch(k);
+      ahead = k + 1 < image.volumeCount ? { k: k + 1, volume: volume.then(() => fetch(k + 1)) } : null;
+      ahead?.volume.catch(() => {});
+      return volume;
+    },
+    async close() {
+      await ahead?.volume.catch(() => {});
+      ahead = null;
+      await image.close();
+    },
+  };
+}
+
+/** The masked voxels of a grid volume (a plain loop: typed-array from() with a map function is several times slower). */
+export function gather(grid: Float32Array, indices: Uint32Array): Float32Array {
+  const out = new Float32Array(indices.length);
+  for (let q = 0; q < indices.length; q++) out[q] = grid[indices[q]];
+  return out;
+}
+
+export async function meanOfFirst(image: NiftiImage, n: number): Promise<Float32Array> {
+  const out = new Float64Array(image.voxelsPerVolume);
+  let count = 0;
+  for await (const { data } of image.volumes({ end: Math.min(n, image.volumeCount) })) {
+    for (let i = 0; i < out.length; i++) out[i] += data[i];
+    count++;
+  }
+  return Float32Array.from(out, (v) => v / Math.max(1, count));
+}
+
+/** The last frame of TR k under the lockstep rules, or null when the TR has none. */
+function lastFrameOf(plan: LockstepPlan, k: number): number | null {
+  const { start, end } = frameRange(plan, k);
+  return end > start ? end - 1 : null;
+}
+
+/**
+ * Thumbnails decoded one frame at a time at thumbnail size (ffmpeg seeks to the frame and
+ * stops after it): a few tens of ms per TR, nothing kept open between TRs, and a seek costs
+ * the same as the next TR. (A decoder kept streaming across TRs would be cheaper per
+ * frame, but a seek back would have to abandon it; see sequentialReader.)
+ */
+export async function movieThumbnails(path: string, plan: LockstepPlan, fps: number | undefined): Promise<{ frame: FrameProvider; close: () => Promise<void> }> {
+  const native = await openMovieSource(path, { fps });
+  const width = Math.min(THUMBNAIL, native.width - (native.width % 2));
+  const height = Math.max(2, 2 * Math.round((width * native.height) / native.width / 2));
+  const small = await openMovieSource(path, { fps, width, height });
+  return {
+    async frame(k) {
+      const i = lastFrameOf(plan, k);
+      if (i === null) return null;
+      let rgb: Uint8Array | null = null;
+      for await (const f of small.frames(i, i + 1)) rgb = f.rgb;
+      return rgb ? { width, height, rgb } : null;
+    },
+    close: async () => {},
+  };
+}
+
+/** The TR's last movie frame, box-downsampled to at most 64 px on its long side. */
+export function syntheticThumbnails(s: SyntheticSession, plan: LockstepPlan): FrameProvider {
+  const m = s.movie;
+  const step = Math.max(1, Math.ceil(Math.max(m.width, m.height) / THUMBNAIL));
+  const w = Math.floor(m.width / step);
+  const h = Math.floor(m.height / step);
+  return (k) => {
+    const i = lastFrameOf(plan, k);
+    if (i === null) return null;
+    const src = m.frame(i);
+    const rgb = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let c = 0; c < 3; c++) {
+          let sum = 0;
+          for (let dy = 0; dy < step; dy++) for (let dx = 0; dx < step; dx++) sum += src[((y * step + dy) * m.width + x * step + dx) * 3 + c];
+          rgb[(y * w + x) * 3 + c] = Math.round(sum / (step * step));
+        }
+      }
+    }
+    return { width: w, height: h, rgb };
+  };
+}
