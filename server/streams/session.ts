@@ -10,7 +10,7 @@
  *   are kept): the session's TR, checked against the header's (REPLAY_TR_MISMATCH unless
  *   accepted), else the header's (REPLAY_NO_TR when neither); the replay has the run's
  *   volumes; TRs after the movie's end carry no frames (the units hold their last frame's
- *   activations, so the HRF responses decay smoothly) unless `stopAtMovieEnd`; frames
+ *   activations, so the HRF responses settle at that frame's level) unless `stopAtMovieEnd`; frames
  *   after the run are not used; at most `maxTrs`. A session without a movie is
  *   SESSION_INVALID (there is nothing to couple the brain with).
  * - BOLD: a 4D NIfTI, or a live folder (one 3D file per TR, taken as each is complete;
@@ -92,7 +92,7 @@ export interface OpenOptions {
   live?: LiveVolumeOptions;
   /** Feature cache folder; null: no cache. Default `.syncact/cache` (or $SYNCACT_CACHE_DIR). */
   cacheDir?: string | null;
-  /** GLM worker threads (default: the GLM's own choice). */
+  /** GLM worker threads (default: none below 100,000 voxels, else the GLM's own choice; see defaultWorkers). */
   workers?: number;
   /** Engine setting overrides on top of the session's (tests, bench). */
   engine?: Partial<EngineSettings>;
@@ -129,7 +129,6 @@ export interface OpenedSession {
   openMs: Record<string, number>;
   close(): Promise<void>;
 }
-
 
 /** Reads session.json and/or flags into a SessionConfig. */
 export async function resolveSessionConfig(source: SessionSource): Promise<SessionConfig> {
