@@ -34,9 +34,20 @@ options:
   --no-loop        stop at the last TR instead of starting again
   --paused         start paused
   --max-trs N      only the first N TRs
+  --frames-per-tr N  movie frames per TR through the CNN (default 4, so that a fresh
+                   clone starts in seconds; 0 = every frame)
   --static DIR     the built dashboard (default client/dist)
+  --token T        the control token (default: a random one; give one to keep the URL
+                   valid across restarts)
   --timings FILE   write one line per TR: "tr epoch_ms" when its state was handed to the
                    server (for measuring display latency)`;
+
+/**
+ * Frames per TR through the CNN by default: every frame (24 per TR) takes ~40 s of CPU on
+ * first use, 4 per TR ~8 s (measured on a 2-core machine), and the feature cache makes
+ * later starts immediate either way.
+ */
+export const DEMO_FRAMES_PER_TR = 4;
 
 export const demo: Command = {
   name: 'demo',
@@ -53,8 +64,10 @@ export const demo: Command = {
         'no-loop': { type: 'boolean' },
         paused: { type: 'boolean' },
         'max-trs': { type: 'string' },
+        'frames-per-tr': { type: 'string' },
         static: { type: 'string' },
         timings: { type: 'string' },
+        token: { type: 'string' },
       },
       false,
     );
@@ -62,8 +75,12 @@ export const demo: Command = {
     const port = numberOption('demo', 'port', values.port, 8765);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SyncactError('CLI_USAGE', `demo: --port must be 0 … 65535, got "${values.port}"`);
     const speed = parseSpeed(values.speed);
+    if (values.token !== undefined && !/^[A-Za-z0-9_-]{8,256}$/.test(values.token)) {
+      throw new SyncactError('CLI_USAGE', 'demo: --token must be 8 … 256 characters of A-Z, a-z, 0-9, _ or -');
+    }
     const say = (line: string) => process.stderr.write(line + '\n');
-    const { source, options } = await sessionFromArgs('demo', { demo: true, 'max-trs': values['max-trs'] }, say);
+    const fpt = values['frames-per-tr'] ?? String(DEMO_FRAMES_PER_TR);
+    const { source, options } = await sessionFromArgs('demo', { demo: true, 'max-trs': values['max-trs'], 'frames-per-tr': fpt === '0' ? undefined : fpt }, say);
 
     const session = await openSession(source, options);
     let closing: Promise<number> | null = null;
@@ -81,6 +98,7 @@ export const demo: Command = {
         session: live,
         host: values.host,
         port,
+        token: values.token,
         staticDir: values.static ? resolve(values.static) : undefined,
       });
       say(

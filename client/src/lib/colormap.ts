@@ -70,5 +70,5 @@ export function niivueColormap(anchors: Rgb[]): { R: number[]; G: number[]; B: n
 }
 
 /** Overlay halves: stronger values are more saturated and further from the grey background. */
-export const OVERLAY_POSITIVE: Rgb[] = ['#b35806', '#e08214', '#fdb863', '#fee0b6'].map(hex);
-export const OVERLAY_NEGATIVE: Rgb[] = ['#2166ac', '#4393c3', '#92c5de', '#d1e5f0'].map(hex);
+export const OVERLAY_POSITIVE: Rgb[] = ['#b35806', '#e08214', '#fdb863'].map(hex);
+export const OVERLAY_NEGATIVE: Rgb[] = ['#2166ac', '#4393c3', '#92c5de'].map(hex);
