@@ -67,7 +67,11 @@ export type ErrorCode =
   | 'CNN_BACKEND_FAILED'
   | 'CNN_BAD_FRAMES'
   // feature cache
-  | 'FEATURE_CACHE_WRITE_FAILED';
+  | 'FEATURE_CACHE_WRITE_FAILED'
+  // crash-safe state snapshots (--state-dir, server/io/snapshotStore.ts)
+  | 'STATE_CORRUPT'
+  | 'STATE_MISMATCH'
+  | 'STATE_WRITE_FAILED';
 
 export class SyncactError extends Error {
   override readonly name = 'SyncactError';
