@@ -59,7 +59,7 @@ describe('syncact analyze', () => {
     expect(report.trs_per_second).toBeGreaterThan(0);
     expect(report.peak_rss_mb).toBeGreaterThan(10);
     for (const stage of ['units', 'volume', 'engine', 'coupling', 'cka', 'state', 'annotation']) expect(report.timings.stages[stage].total_ms).toBeGreaterThanOrEqual(0);
-    expect(report.parameters.model.id).toBe('builtin:hmax-v1');
+    expect(report.parameters.model.id).toMatch(/^builtin:hmax-v1:[0-9a-f]{12}$/);
     expect(report.parameters.null_shifts).toBe(4);
     const t = report.truth;
     expect(Object.keys(t)).toEqual(expect.arrayContaining(['sensitivity', 'false_positive_rate', 'map_correlation', 'annotation_accuracy']));

@@ -12,6 +12,7 @@
  * compared with itself (motion 0) instead of with an unrelated frame. `extract` calls are
  * queued, never interleaved.
  */
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { SyncactError } from '../../errors.ts';
 import type { FeatureExtractor, FrameBatch, LayerActivations, LayerInfo, Pooling, Preprocessing } from './extractor.ts';
@@ -20,7 +21,11 @@ import { preprocessToTensor, validateFrameBatch } from './preprocess.ts';
 import { imprintPrototypes } from './s2Prototypes.ts';
 import { initTfBackend, type TfBackendChoice } from './tfBackend.ts';
 
-/** Version of the network: bump when anything changes its outputs, so caches are rebuilt. */
+/**
+ * Name of the network. The extractor's `id` adds a fingerprint of its outputs on a fixed
+ * probe (see probeFingerprint), so any change to what the network computes changes the id
+ * and feature caches are rebuilt without anyone having to remember to bump a version.
+ */
 export const BUILTIN_ID = 'builtin:hmax-v1';
 export const BUILTIN_DEFAULT_SEED = 1;
 export const BUILTIN_PROTOTYPES = 16;
@@ -115,9 +120,13 @@ export async function createBuiltinExtractor(options: BuiltinOptions = {}): Prom
     }
   };
 
+  const fingerprint = probeFingerprint(await run(probeBatch()));
+  tf.dispose(previousGrey);
+  previousGrey = null;
+
   let queue: Promise<unknown> = Promise.resolve();
   return {
-    id: seed === BUILTIN_DEFAULT_SEED ? BUILTIN_ID : `${BUILTIN_ID}:seed=${seed}`,
+    id: `${seed === BUILTIN_DEFAULT_SEED ? BUILTIN_ID : `${BUILTIN_ID}:seed=${seed}`}:${fingerprint}`,
     backend,
     preprocessing: BUILTIN_PREPROCESSING,
     layers,
@@ -142,4 +151,33 @@ export async function createBuiltinExtractor(options: BuiltinOptions = {}): Prom
       tf.dispose([...filters.s1, filters.even, filters.odd, prototypes]);
     },
   };
+}
+
+/** Two fixed frames (a coloured oblique grating, then the same shifted): every layer, motion included, responds. */
+function probeBatch(): FrameBatch {
+  const size = 64;
+  const frame = (shift: number) => {
+    const rgb = new Uint8Array(size * size * 3);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const g = 0.5 + 0.5 * Math.sin(((x + shift) * 0.6 + y * 0.35));
+        const i = (y * size + x) * 3;
+        rgb[i] = Math.round(255 * g);
+        rgb[i + 1] = Math.round(200 * (1 - g) + 30);
+        rgb[i + 2] = Math.round(255 * (x / size));
+      }
+    }
+    return rgb;
+  };
+  return { width: size, height: size, frames: [frame(0), frame(3)] };
+}
+
+/** First 12 hex digits of the sha256 of the probe's activations (all tapped layers, in order). */
+function probeFingerprint(acts: LayerActivations[]): string {
+  const hash = createHash('sha256');
+  for (const a of acts) {
+    hash.update(a.layer);
+    hash.update(new Uint8Array(a.values.buffer, a.values.byteOffset, a.values.byteLength));
+  }
+  return hash.digest('hex').slice(0, 12);
 }

@@ -41,7 +41,7 @@ export interface LayerActivations {
 }
 
 export interface FeatureExtractor {
-  /** Stable identity used in cache keys, e.g. "builtin:hmax-v1" or "onnx:<sha256>". */
+  /** Stable identity used in cache keys, e.g. "builtin:hmax-v1:<fingerprint>" or "onnx:<sha256>". */
   readonly id: string;
   /** Which backend runs it, e.g. "tfjs-wasm-simd", "tfjs-cpu", "tfjs-node", "onnxruntime-cpu". */
   readonly backend: string;

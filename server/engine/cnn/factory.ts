@@ -56,7 +56,7 @@ function checkKindMatchesFile(spec: Exclude<ModelSpec, { kind: 'builtin' }>): vo
  * @param spec `{kind:'builtin'}`, `{kind:'tfjs', path, layers, …}` or `{kind:'onnx', path, layers, …}`;
  *   validated here (CNN_BAD_SPEC), so parsed JSON may be passed as is.
  * @param options the TF.js backend choice.
- * @returns an extractor whose `id` is "builtin:hmax-v1", "tfjs:<sha256 of model.json + shards>"
+ * @returns an extractor whose `id` is "builtin:hmax-v1:<output fingerprint>", "tfjs:<sha256 of model.json + shards>"
  *   or "onnx:<sha256 of the file>"; call `dispose()` when done.
  */
 export async function createExtractor(spec: ModelSpec | unknown, options: CreateExtractorOptions = {}): Promise<FeatureExtractor> {
