@@ -53,6 +53,10 @@ export type ErrorCode =
   | 'SERVER_LISTEN_FAILED'
   | 'SERVER_WORKER_FAILED'
   | 'SESSION_FAULT'
+  // dashboard (client/): shown in the page, never thrown on the server
+  | 'CLIENT_NOT_CONNECTED'
+  | 'CLIENT_BAD_SPEED'
+  | 'CLIENT_DECODE'
   // engine
   | 'ENGINE_BAD_INPUT'
   | 'ENGINE_NOT_FITTED'

@@ -250,6 +250,19 @@ describe('LiveStore: topic updates', () => {
     expect(Array.from(store.state.history!.get(3)!.r!)).toEqual(Array.from(makeState(3).coupling));
   });
 
+  it('a jump back drops a map computed after the new TR, and keeps one computed before it', () => {
+    const { store, sockets, open, info } = setup();
+    open();
+    const values = Float32Array.from(info.maskIndices, (_, m) => m);
+    sockets[0].deliver([...encodeStateTopic(makeState(8), 0), ...encodeMapTopic(info, { tr: 8, kind: 'network', index: 0, values }, null, 8, 0)]);
+    sockets[0].deliver(encodeStateTopic(makeState(9), 1));
+    expect(store.state.map?.mapTr).toBe(8);
+    sockets[0].deliver(encodeStateTopic(makeState(8), 2));
+    expect(store.state.map?.mapTr).toBe(8);
+    sockets[0].deliver(encodeStateTopic(makeState(2), 3));
+    expect(store.state.map).toBeNull();
+  });
+
   it('reports undecodable bytes and unknown JSON as errors without throwing', () => {
     const { store, sockets, open } = setup();
     open();

@@ -27,6 +27,7 @@ import type { Frame } from '../../../protocol/binary.ts';
 import type { AnnotationRow, SessionInfo } from '../../../protocol/state.ts';
 import { decodeServerMessage } from '../../../protocol/topicCodec.ts';
 import { TOPICS, topicName, type Topic } from '../../../protocol/topics.ts';
+import type { ErrorCode } from '../../../server/errors.ts';
 import { fdrThreshold, TrHistory } from './history.ts';
 
 /** The subset of the browser WebSocket the store uses (so Node tests can pass a fake). */
@@ -163,7 +164,7 @@ export interface LiveState {
   pendingSeek: number | null;
   faults: { code: string; message: string; tr: number }[];
   /** The last refused command or decode problem. */
-  lastError: { code: string; message: string } | null;
+  lastError: { code: ErrorCode; message: string } | null;
   ended: boolean;
   stats: Stats;
   /** Bumped at every notification. */
@@ -376,7 +377,7 @@ export class LiveStore {
       }
     } catch (e) {
       st.stats.decodeErrors++;
-      const err = e as { code?: string; message?: string };
+      const err = e as { code?: ErrorCode; message?: string };
       this.fail(err.code ?? 'CLIENT_DECODE', err.message ?? String(e));
       return;
     }
@@ -552,6 +553,9 @@ export class LiveStore {
   private onTr(tr: number): void {
     const st = this.state;
     if (st.history && tr < st.history.last) st.history.truncateAfter(tr - 1);
+    // a map computed after this TR belongs to the run we jumped away from (it comes back
+    // when the engine has it again: a t-map only once the GLM has full rank)
+    if (st.map && st.map.mapTr > tr) st.map = null;
     st.tr = tr;
   }
 
@@ -603,7 +607,7 @@ export class LiveStore {
     return true;
   }
 
-  private fail(code: string, message: string): void {
+  private fail(code: ErrorCode, message: string): void {
     this.state.lastError = { code, message };
     this.notify();
   }
