@@ -120,9 +120,12 @@ export async function createBuiltinExtractor(options: BuiltinOptions = {}): Prom
     }
   };
 
+  const forgetPreviousFrame = (): void => {
+    previousGrey?.dispose();
+    previousGrey = null;
+  };
   const fingerprint = probeFingerprint(await run(probeBatch()));
-  tf.dispose(previousGrey);
-  previousGrey = null;
+  forgetPreviousFrame(); // the probe leaves no motion state behind
 
   let queue: Promise<unknown> = Promise.resolve();
   return {
@@ -138,10 +141,7 @@ export async function createBuiltinExtractor(options: BuiltinOptions = {}): Prom
       queue = result.catch(() => undefined);
       return result;
     },
-    reset(): void {
-      previousGrey?.dispose();
-      previousGrey = null;
-    },
+    reset: forgetPreviousFrame,
     async dispose(): Promise<void> {
       await queue;
       if (disposed) return;
