@@ -1,0 +1,107 @@
+/**
+ * The pipeline as the server's LiveSession: the states and annotations it serves are the
+ * pipeline's own, maps are the engine's read-outs (GLM units only; networks are atlas
+ * regions then learned atoms), and control commands steer the clock or are refused with
+ * a typed error.
+ */
+import { lastValueFrom, toArray } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { denseWeights } from '../../server/io/atlas.ts';
+import { pipelineLiveSession } from '../../server/net/pipelineSession.ts';
+import { runPipeline } from '../../server/streams/pipeline.ts';
+import type { OpenedSession } from '../../server/streams/session.ts';
+import { openTiny, stateValues } from '../streams/pipelineFixtures.ts';
+
+const opened: OpenedSession[] = [];
+async function tiny(): Promise<OpenedSession> {
+  const s = await openTiny();
+  opened.push(s);
+  return s;
+}
+afterEach(async () => {
+  for (const s of opened.splice(0)) await s.close();
+});
+
+describe('pipelineLiveSession', () => {
+  it('serves the pipeline\'s states and annotations unchanged, and reports each state to onState', async () => {
+    const a = await tiny();
+    const seen: number[] = [];
+    const live = pipelineLiveSession(a, { speed: 'max', onState: (s) => seen.push(s.tr) });
+    const annotations: unknown[] = [];
+    live.annotations$.subscribe((rows) => annotations.push(rows));
+    const states = await lastValueFrom(live.state$.pipe(toArray()));
+    const b = await tiny();
+    const reference = await lastValueFrom(
+      runPipeline({
+        inputs: b.inputs,
+        engine: b.engine,
+        alpha: b.settings.fdrQ,
+        speed: 'max',
+        annotateEvery: b.settings.snapshotEvery,
+        annotate: b.annotate,
+        snapshotEvery: b.settings.snapshotEvery,
+        frame: b.frame,
+      }).pipe(toArray()),
+    );
+    expect(states.map((s) => s.tr)).toEqual(reference.map((t) => t.state.tr));
+    expect(states.map((s) => stateValues({ state: s, annotations: null, caughtUp: 0 }))).toEqual(
+      reference.map((t) => stateValues({ ...t, annotations: null })),
+    );
+    expect(annotations).toEqual(reference.filter((t) => t.annotations).map((t) => t.annotations));
+    expect(annotations.length).toBeGreaterThan(0);
+    expect(seen).toEqual(states.map((s) => s.tr));
+  });
+
+  it('maps: GLM units (t and beta), atlas regions, learned networks; nothing for other units or unknown indices', async () => {
+    const s = await tiny();
+    const live = pipelineLiveSession(s, { speed: 'max' });
+    expect(live.map('unit-t', s.glmUnits[0])).toBeUndefined(); // before the first TR
+    const last = (await lastValueFrom(live.state$.pipe(toArray()))).at(-1)!;
+    expect(s.engine.fitted).toBe(true);
+    const u = s.glmUnits[1];
+    const t = live.map('unit-t', u)!;
+    expect(t).toMatchObject({ kind: 'unit-t', index: u, tr: last.tr });
+    expect(Array.from(t.values)).toEqual(Array.from(s.engine.tmap(u)));
+    expect(Array.from(live.map('unit-beta', u)!.values)).toEqual(Array.from(s.engine.betas(u)));
+    const notInGlm = s.info.units.findIndex((x) => !s.glmUnits.includes(x.index));
+    expect(notInGlm).toBeGreaterThanOrEqual(0);
+    expect(live.map('unit-t', notInGlm)).toBeUndefined();
+    const regions = s.atlas!.names.length;
+    expect(Array.from(live.map('network', 1)!.values)).toEqual(Array.from(denseWeights(s.atlas!, 1)));
+    expect(Array.from(live.map('network', regions + 1)!.values)).toEqual(Array.from(s.engine.atom(1)));
+    expect(live.map('network', s.info.features.length)).toBeUndefined();
+    expect(live.map('unit-t', s.info.units.length + 5)).toBeUndefined();
+  });
+
+  it('refuses a seek past the run and a selection that does not exist, with PROTOCOL_CONTROL_FAILED', async () => {
+    const s = await tiny();
+    const live = pipelineLiveSession(s);
+    expect(() => live.control({ op: 'seek', tr: s.info.trCount })).toThrow(expect.objectContaining({ code: 'PROTOCOL_CONTROL_FAILED' }));
+    expect(() => live.control({ op: 'select', target: 'network', index: s.info.features.length })).toThrow(/does not exist/);
+    expect(() => live.control({ op: 'select', target: 'unit', index: s.info.units.length - 1 })).not.toThrow();
+  });
+
+  it('starts paused when asked, plays on command, and seeks', async () => {
+    const s = await tiny();
+    const live = pipelineLiveSession(s, { speed: 'max', paused: true });
+    const trs: number[] = [];
+    const done = new Promise<void>((resolve, reject) =>
+      live.state$.subscribe({
+        next: (st) => {
+          trs.push(st.tr);
+          if (st.tr === 2) live.control({ op: 'seek', tr: s.info.trCount - 3 });
+        },
+        error: reject,
+        complete: resolve,
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    expect(trs).toEqual([]);
+    live.control({ op: 'play' });
+    await done;
+    const n = s.info.trCount;
+    expect(trs.slice(0, 3)).toEqual([0, 1, 2]);
+    expect(trs.slice(-3)).toEqual([n - 3, n - 2, n - 1]);
+    expect(trs.length).toBeLessThan(n);
+  });
+});
