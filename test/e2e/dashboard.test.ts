@@ -82,6 +82,27 @@ async function buildClientIfMissing(): Promise<void> {
   await build({ configFile: join(ROOT, 'client', 'vite.config.ts'), logLevel: 'warn' });
 }
 
+/**
+ * Latency per TR: the page's draw time minus the time the demo handed the TR's state to
+ * the server (its --timings file; first occurrence of each TR). Both are wall clocks of
+ * the same machine (Date.now in Node, performance.timeOrigin + now() in the page).
+ */
+function latency(timingsFile: string, drawn: Record<string, number>): { trs: number; median_ms: number; p95_ms: number; max_ms: number } {
+  const sent = new Map<number, number>();
+  for (const line of readFileSync(timingsFile, 'utf8').split('\n')) {
+    const [k, t] = line.split(' ').map(Number);
+    if (Number.isFinite(k) && Number.isFinite(t) && !sent.has(k)) sent.set(k, t);
+  }
+  const lat: number[] = [];
+  for (const [k, drawnAt] of Object.entries(drawn)) {
+    const s = sent.get(Number(k));
+    if (s !== undefined) lat.push(drawnAt - s);
+  }
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * (lat.length - 1)))] ?? NaN;
+  return { trs: lat.length, median_ms: q(0.5), p95_ms: q(0.95), max_ms: q(1) };
+}
+
 let demo: Demo | null = null;
 let browser: Browser | null = null;
 let page: Page;
@@ -141,6 +162,7 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
   it('pause stops the counter and play resumes it', async () => {
     await page.click('[data-testid=play]');
     await until(() => page.textContent('[data-testid=play]'), (t) => t === 'Play', 'the pause acknowledgement');
+    await page.waitForTimeout(500); // the TR in flight when the pause arrived still finishes
     const paused = await tr();
     await new Promise((r) => setTimeout(r, 2000)); // 8 TRs at 4×
     expect(await tr()).toBe(paused);
@@ -174,8 +196,13 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     const pairBefore = await page.getAttribute('[data-testid=timeline]', 'data-pair');
     const brainBefore = await page.locator('[data-testid=brain] .view').screenshot();
     const timelineBefore = await page.locator('[data-testid=timeline-canvas]').screenshot();
-    // a CNN unit (early in the s2 group) × the 4th feature: the overlay becomes that network
-    await canvas.click({ position: { x: 112 + 0.45 * (box.width - 120), y: 4 + 3.5 * cellH } });
+    // a CNN unit (early in the s2 group) × the 4th feature: hover shows its values, a click selects it
+    const target = { x: 112 + 0.45 * (box.width - 120), y: 4 + 3.5 * cellH };
+    await canvas.hover({ position: target });
+    const tip = await page.locator('[data-testid=heatmap-tip]').textContent();
+    expect(tip).toMatch(/^s2:\d+ × dorsal_attention/);
+    expect(tip).toMatch(/r = -?\d\.\d{3}/);
+    await canvas.click({ position: target });
     await until(() => brain('data-overlay'), (o) => o === 'network:3', 'the network overlay');
     const pair = await page.getAttribute('[data-testid=timeline]', 'data-pair');
     expect(pair).not.toBe(pairBefore);
@@ -211,6 +238,45 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     await shot('e2e-reconnected.png');
   });
 
+  it('20× replay: display latency and dropped display updates (printed, not asserted)', async () => {
+    await page.evaluate(() => {
+      const t = (globalThis as unknown as { syncactTrace: Record<string, number> }).syncactTrace;
+      for (const k of Object.keys(t)) delete t[k];
+    });
+    const dropped0 = await page.textContent('[data-testid=dropped-display]');
+    const from = await tr();
+    await page.selectOption('[data-testid=speed]', '20');
+    await until(tr, (t) => t >= from + 60, '60 TRs at 20×');
+    const drawn = await page.evaluate(() => ({ ...(globalThis as unknown as { syncactTrace: Record<string, number> }).syncactTrace }));
+    const figures = latency(timings + '.2', drawn);
+    const dropped = await page.textContent('[data-testid=dropped-display]');
+    console.log(`20×: display latency over ${figures.trs} TRs: median ${figures.median_ms.toFixed(1)} ms, p95 ${figures.p95_ms.toFixed(1)} ms; dropped display updates ${dropped0} → ${dropped}`);
+    writeFileSync(join(ARTIFACTS, 'e2e-latency-20x.json'), JSON.stringify({ ...figures, speed: 20, dropped_display: dropped }, null, 2) + '\n');
+    await shot('e2e-playing-20x.png');
+    expect(figures.trs).toBeGreaterThan(10);
+    await page.selectOption('[data-testid=speed]', String(SPEED));
+  });
+
+  it('the canvas brain view (no WebGL2, or ?brain=canvas) shows the slices and the overlay', async () => {
+    const other = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await other.goto(`${demo!.url}&brain=canvas`);
+      await until(() => other.getAttribute('[data-testid=brain]', 'data-mode'), (m) => m === 'canvas', 'the canvas view');
+      expect(await other.textContent('[data-testid=brain-fallback]')).toContain('NiiVue is off');
+      await until(() => other.getAttribute('[data-testid=brain]', 'data-overlay'), (o) => o === 'network:0', 'the overlay');
+      const before = await other.locator('[data-testid=brain-canvas]').screenshot();
+      // a click on the slices moves the crosshair and the read-out
+      const loc0 = await other.textContent('[data-testid=brain-location]');
+      const b = (await other.locator('[data-testid=brain-canvas]').boundingBox())!;
+      await other.locator('[data-testid=brain-canvas]').click({ position: { x: b.width * 0.18, y: b.height * 0.45 } });
+      await until(() => other.textContent('[data-testid=brain-location]'), (t) => t !== loc0, 'the crosshair to move');
+      expect(Buffer.compare(await other.locator('[data-testid=brain-canvas]').screenshot(), before)).not.toBe(0);
+      await other.screenshot({ path: join(ARTIFACTS, 'e2e-brain-canvas-fallback.png') });
+    } finally {
+      await other.close();
+    }
+  });
+
   it('fits a large screen too', async () => {
     await page.setViewportSize({ width: 1920, height: 1080 });
     await page.waitForTimeout(800);
@@ -223,20 +289,8 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
   });
 
   it('display latency: a TR handed to the server → drawn in the page (printed, not asserted)', () => {
-    const sent = new Map<number, number>();
-    for (const line of readFileSync(timings, 'utf8').split('\n')) {
-      const [k, t] = line.split(' ').map(Number);
-      if (Number.isFinite(k) && Number.isFinite(t) && !sent.has(k)) sent.set(k, t);
-    }
-    const lat: number[] = [];
-    for (const [k, drawnAt] of Object.entries(drawnBeforeSeek)) {
-      const s = sent.get(Number(k));
-      if (s !== undefined) lat.push(drawnAt - s);
-    }
-    lat.sort((a, b) => a - b);
-    expect(lat.length).toBeGreaterThan(5);
-    const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * (lat.length - 1)))];
-    const result = { trs: lat.length, speed: SPEED, median_ms: q(0.5), p95_ms: q(0.95), max_ms: lat.at(-1) };
+    const result = { ...latency(timings, drawnBeforeSeek), speed: SPEED };
+    expect(result.trs).toBeGreaterThan(5);
     console.log(`display latency over ${result.trs} TRs at ${SPEED}×: median ${result.median_ms.toFixed(1)} ms, p95 ${result.p95_ms.toFixed(1)} ms`);
     writeFileSync(join(ARTIFACTS, 'e2e-latency.json'), JSON.stringify(result, null, 2) + '\n');
   });
