@@ -206,7 +206,7 @@ function checkRange(info: MovieInfo, o: DecodeOptions): Required<Pick<DecodeOpti
 /**
  * Streams frames [start, end) of a probed movie. The iterator pulls from ffmpeg's stdout,
  * so a slow consumer pauses the decoder (pipe backpressure); leaving the loop early kills
- * ffmpeg and waits for it.
+ * ffmpeg, drops what is left in its pipe and waits for the process to be reaped.
  */
 export function decodeFrames(info: MovieInfo, options: DecodeOptions = {}): AsyncIterable<MovieFrame> {
   const o = checkRange(info, options);
@@ -236,8 +236,7 @@ async function* frameIterator(info: MovieInfo, o: ReturnType<typeof checkRange>,
     for (;;) {
       const next = await nextOrStall(chunks, o.stallTimeoutMs);
       if (next === 'stalled') {
-        child.kill('SIGKILL');
-        await exited;
+        await stopChild(child, exited);
         finished = true;
         throw failure(`ffmpeg gave no output for ${o.stallTimeoutMs / 1000} s and was stopped`);
       }
@@ -277,10 +276,21 @@ async function* frameIterator(info: MovieInfo, o: ReturnType<typeof checkRange>,
   } finally {
     if (!finished) {
       // Left early (break, error downstream): stop the decoder and reap it.
-      child.kill('SIGKILL');
-      await exited;
+      await stopChild(child, exited);
     }
   }
+}
+
+/**
+ * Kills ffmpeg and waits for it to be reaped. Its stdout is destroyed first: 'close' (what
+ * `exited` waits for) comes only once every stdio stream has closed, and a stdout paused
+ * with unread frames in its buffer never sees the end of the pipe, so without this a
+ * consumer that leaves early would wait forever.
+ */
+async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  child.kill('SIGKILL');
+  child.stdout?.destroy();
+  await exited;
 }
 
 /** The iterator's next result, or 'stalled' when none comes within `ms`; the timer never outlives the call. */

@@ -136,6 +136,38 @@ describe('decodeFrames', () => {
     const pid = Number(await readFile(pidFile, 'utf8'));
     expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }) as unknown as Error);
   });
+
+  it('leaving the loop while frames wait in the pipe ends the loop and reaps ffmpeg (no hang)', async () => {
+    // Frames large enough that ffmpeg fills the pipe and the stream's buffer while the
+    // consumer holds frame 1: the stream is then paused with data and never sees the pipe
+    // close on its own, which used to leave the loop waiting forever for ffmpeg's 'close'.
+    const big = join(dir, 'big.mp4');
+    const bw = 160;
+    const bh = 120;
+    await encodeVideo(big, { width: bw, height: bh, fps: FPS, frameCount: 48, frame: (i) => new Uint8Array(bw * bh * 3).fill(4 * i) });
+    const bigInfo = await probeMovie(big);
+    const pidFile = join(dir, 'ffmpeg-big.pid');
+    const wrapper = await fakeFfmpeg('ffmpeg-pid-big', `echo $$ > ${pidFile}\nexec ${locateFfmpeg()} "$@"`);
+    const seen: number[] = [];
+    const loop = (async () => {
+      for await (const f of decodeFrames(bigInfo, { ffmpegPath: wrapper })) {
+        seen.push(f.index);
+        if (seen.length === 2) {
+          await new Promise((resolve) => setTimeout(resolve, 300)); // ffmpeg fills the pipe meanwhile
+          break;
+        }
+      }
+      return 'left';
+    })();
+    // A hang detector, not a timing threshold: a correct decoder returns in milliseconds.
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), 15_000)));
+    expect(await Promise.race([loop, hung])).toBe('left');
+    clearTimeout(timer);
+    expect(seen).toEqual([0, 1]);
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }) as unknown as Error);
+  });
 });
 
 describe('decodeFrames: a decoder that dies mid-stream', () => {
