@@ -15,6 +15,7 @@
  */
 import { SyncactError } from '../errors.ts';
 import { spatialCorrelation } from './annotation.ts';
+import type { EstimatorSnapshot } from './estimator.ts';
 
 /** The part of a planted network that scoring needs (server/synth's TruthNetwork fits). */
 export interface PlantedNetwork {
@@ -71,6 +72,20 @@ export class SignificanceTally {
   /** Fraction of the TRs each pair was significant (NaN before any TR). */
   fractions(): Float64Array {
     return Float64Array.from(this.counts, (c) => (this.trs > 0 ? c / this.trs : NaN));
+  }
+
+  /** The counts so far (a resumed analysis continues the tally: docs/state-dir.md). */
+  snapshot(): EstimatorSnapshot {
+    return { kind: 'significanceTally', version: 1, scalars: { trs: this.trs, pairs: this.pairs }, arrays: { counts: this.counts.slice() } };
+  }
+
+  restore(s: EstimatorSnapshot): void {
+    const counts = s.arrays.counts;
+    if (s.kind !== 'significanceTally' || s.version !== 1 || !(counts instanceof Int32Array) || counts.length !== this.pairs || !Number.isInteger(s.scalars.trs) || s.scalars.trs < 0) {
+      throw new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `significance tally: cannot restore a ${s.kind} v${s.version} snapshot of ${counts?.length} pairs into one of ${this.pairs}`);
+    }
+    this.counts.set(counts);
+    this.trs = s.scalars.trs;
   }
 }
 
