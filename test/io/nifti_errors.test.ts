@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openNifti } from '../../server/io/nifti/read.ts';
+import { writeNifti } from '../../server/io/nifti/write.ts';
 import { SyncactError, type ErrorCode } from '../../server/errors.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -189,6 +191,64 @@ describe('openNifti on bad input', () => {
     const empty: number[] = [];
     for await (const { index } of img.volumes({ start: 2 })) empty.push(index);
     expect(empty).toEqual([]);
+    await img.close();
+  });
+});
+
+describe('volumes() read-ahead on a truncated .nii.gz with a slow consumer', () => {
+  // Volume k+1 is inflated while the consumer still works on k. When k+1 is the missing
+  // one, its failure arrives while nobody awaits it: it must be held for the consumer,
+  // never become an unhandled rejection (which ends the process).
+  const unhandled = vi.fn();
+  beforeEach(() => {
+    unhandled.mockReset();
+    process.on('unhandledRejection', unhandled);
+  });
+  afterEach(() => {
+    process.off('unhandledRejection', unhandled);
+  });
+
+  const dims = [16, 16, 16, 6];
+  const perVolume = 16 * 16 * 16;
+  async function truncatedGz(): Promise<string> {
+    const plain = join(dir, `readahead${counter++}.nii`);
+    const data = Float32Array.from({ length: perVolume * 6 }, (_, i) => Math.floor(i / perVolume) + (i % perVolume) * 1e-3);
+    await writeNifti(plain, data, { dims, affine: [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]] });
+    const raw = readFileSync(plain);
+    // Header + 3.5 volumes: a complete gzip stream of a file that ends inside volume 3.
+    return file(gzipSync(raw.subarray(0, 352 + Math.floor(3.5 * perVolume * 4))), '.nii.gz');
+  }
+
+  it('yields the good volumes, then rejects with NIFTI_TRUNCATED_DATA at the missing one', async () => {
+    const path = await truncatedGz();
+    const img = await openNifti(path);
+    const seen: number[] = [];
+    const streamed = (async () => {
+      for await (const { index, data } of img.volumes()) {
+        expect(data[0]).toBe(index);
+        seen.push(index);
+        await sleep(30); // the read-ahead of the next volume fails meanwhile
+      }
+    })();
+    await expectError(streamed, 'NIFTI_TRUNCATED_DATA', path, 'volume 3');
+    expect(seen).toEqual([0, 1, 2]);
+    await sleep(10);
+    expect(unhandled).not.toHaveBeenCalled();
+    await img.close();
+  });
+
+  it('a consumer that stops before the missing volume sees no error at all', async () => {
+    const path = await truncatedGz();
+    const img = await openNifti(path);
+    const seen: number[] = [];
+    for await (const { index } of img.volumes()) {
+      seen.push(index);
+      await sleep(30);
+      if (index === 2) break; // the read-ahead of volume 3 has failed by now
+    }
+    expect(seen).toEqual([0, 1, 2]);
+    await sleep(10);
+    expect(unhandled).not.toHaveBeenCalled();
     await img.close();
   });
 });

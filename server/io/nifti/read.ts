@@ -38,7 +38,7 @@ export interface NiftiImage {
   readVolume(k: number, as?: 'float32'): Promise<Float32Array>;
   readVolume(k: number, as: 'float64'): Promise<Float64Array>;
   readVolume(k: number, as?: OutputType): Promise<Float32Array | Float64Array>;
-  /** Streams volumes start..end-1 in order with bounded memory (for .gz one pass of inflate). */
+  /** Streams volumes start..end-1 in order with bounded memory (for .gz one pass of inflate), reading one volume ahead; a volume that cannot be read fails when it is asked for. */
   volumes(options: VolumesOptions<'float64'> & { as: 'float64' }): AsyncIterable<{ index: number; data: Float64Array }>;
   volumes(options?: VolumesOptions<'float32'>): AsyncIterable<{ index: number; data: Float32Array }>;
   volumes(options?: VolumesOptions): AsyncIterable<{ index: number; data: Float32Array | Float64Array }>;
@@ -339,40 +339,30 @@ class NiftiFile implements NiftiImage {
     return this.data.gz ? this.gzipVolumes(start, end, as) : this.plainVolumes(start, end, as);
   }
 
-  private async *plainVolumes(start: number, end: number, as: OutputType) {
-    for (let k = start; k < end; k++) yield { index: k, data: await this.readVolume(k, as) };
+  private plainVolumes(start: number, end: number, as: OutputType) {
+    return readAhead(start, end, (k) => this.readVolume(k, as));
   }
 
   /**
-   * One pass of inflate on a cursor of its own, so it does not disturb readVolume. The
-   * next volume is requested before the current one is handed out, so inflate (on the
-   * thread pool) proceeds while the caller awaits other work, e.g. a paced replay clock or
-   * a socket; at most two volumes are held.
+   * One pass of inflate on a cursor of its own, so it does not disturb readVolume; read
+   * ahead by one volume (readAhead), so inflate (on the thread pool) proceeds while the
+   * caller awaits other work, e.g. a paced replay clock or a socket.
    */
   private async *gzipVolumes(start: number, end: number, as: OutputType) {
     if (start === end) return;
     const cursor = new GzipCursor(this.data.path);
-    const read = async (k: number): Promise<Float32Array | Float64Array> => {
-      const buffer = new ArrayBuffer(this.volumeBytes);
-      const got = await cursor.readInto(new Uint8Array(buffer));
-      if (got < this.volumeBytes) throw this.truncated(k, got);
-      return this.decode(buffer, as);
-    };
-    let pending: Promise<Float32Array | Float64Array> | null = null;
     try {
       const first = this.header.voxOffset + start * this.volumeBytes;
       const skipped = await cursor.skip(first);
       if (skipped < first) throw this.truncated(start, skipped - first);
-      pending = read(start);
-      for (let k = start; k < end; k++) {
-        if (!pending) break;
-        const data = await pending;
-        pending = k + 1 < end ? read(k + 1) : null;
-        yield { index: k, data };
-      }
+      // The cursor is sequential: readAhead asks for k+1 only once k has been read.
+      yield* readAhead(start, end, async (k) => {
+        const buffer = new ArrayBuffer(this.volumeBytes);
+        const got = await cursor.readInto(new Uint8Array(buffer));
+        if (got < this.volumeBytes) throw this.truncated(k, got);
+        return this.decode(buffer, as);
+      });
     } finally {
-      // An abandoned prefetch (early break, or an error) must not surface as unhandled.
-      pending?.catch(() => {});
       cursor.destroy();
     }
   }
@@ -383,5 +373,33 @@ class NiftiFile implements NiftiImage {
     const handle = this.handle;
     this.handle = null;
     await (await handle?.catch(() => null))?.close();
+  }
+}
+
+/** The outcome of a read, kept: a promise of this never rejects. */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true, value }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+}
+
+/**
+ * Yields read(k) for k = start..end-1 in order, asking for volume k+1 when k is handed
+ * out (at most two volumes held). The read-ahead's outcome is kept settled rather than as
+ * a pending rejection: a volume that fails while the consumer is busy elsewhere (a
+ * truncated file) is delivered as that volume's error when the consumer asks for it, and
+ * a consumer that stops earlier never sees it; it is never an unhandled rejection, which
+ * would end the process.
+ */
+async function* readAhead<T>(start: number, end: number, read: (k: number) => Promise<T>): AsyncGenerator<{ index: number; data: T }> {
+  let next = start < end ? settle(read(start)) : null;
+  for (let k = start; k < end && next; k++) {
+    const got = await next;
+    if (!got.ok) throw got.error;
+    next = k + 1 < end ? settle(read(k + 1)) : null;
+    yield { index: k, data: got.value };
   }
 }
