@@ -86,6 +86,15 @@ export interface SessionFile {
   /** For synthetic sessions: the preset and seed that made them. */
   preset?: string | null;
   seed?: number | null;
+  /**
+   * BIDS entities naming the run, used to lay out `analyze --out` as a derivatives folder
+   * (sub-<subject>/[ses-<session>/]func/sub-<subject>_[ses-<session>_]task-<task>_run-<run>_…).
+   * Labels are letters and digits only, as BIDS requires; `task` defaults to "movie".
+   */
+  subject?: string | null;
+  session?: string | null;
+  task?: string | null;
+  run?: string | number | null;
   /** Overrides of ENGINE_DEFAULTS, snake_case (e.g. "microtime_bins"). */
   engine?: Record<string, unknown>;
 }
@@ -105,11 +114,20 @@ export interface SessionConfig {
   onset: number;
   preset: string | null;
   seed: number | null;
+  /** BIDS entities of the run (labels only, no "sub-" prefixes); task is "movie" unless named. */
+  entities: BidsEntities;
   engine: EngineSettings;
 }
 
+export interface BidsEntities {
+  subject: string | null;
+  session: string | null;
+  task: string;
+  run: string | null;
+}
+
 const FILE_KEYS = ['fmri', 'movie', 'mask', 'atlas', 'atlas_labels', 'truth', 'truth_maps'] as const;
-const TOP_KEYS = new Set<string>(['version', ...FILE_KEYS, 'tr', 'onset', 'preset', 'seed', 'engine']);
+const TOP_KEYS = new Set<string>(['version', ...FILE_KEYS, 'tr', 'onset', 'preset', 'seed', 'subject', 'session', 'task', 'run', 'engine']);
 
 const ENGINE_KEYS: Record<string, keyof EngineSettings> = {
   pooling: 'pooling',
@@ -204,6 +222,14 @@ export function parseSession(json: unknown, path: string): SessionConfig {
     if (typeof o.preset !== 'string') fail('field "preset" must be a string');
     preset = o.preset as string;
   }
+  const label = (key: 'subject' | 'session' | 'task' | 'run'): string | null => {
+    const v = o[key];
+    if (v === undefined || v === null) return null;
+    const text = key === 'run' && typeof v === 'number' && Number.isInteger(v) && v >= 0 ? String(v) : v;
+    if (typeof text !== 'string' || !/^[A-Za-z0-9]+$/.test(text)) fail(`field "${key}" must be a BIDS label (letters and digits only${key === 'run' ? ', or a non-negative integer' : ''}), got ${JSON.stringify(v)}`);
+    return text as string;
+  };
+  const entities: BidsEntities = { subject: label('subject'), session: label('session'), task: label('task') ?? 'movie', run: label('run') };
   return {
     path: resolve(path),
     fmri: file('fmri', true) as string,
@@ -217,6 +243,7 @@ export function parseSession(json: unknown, path: string): SessionConfig {
     onset,
     preset,
     seed,
+    entities,
     engine: parseEngine(o.engine, fail, number),
   };
 }

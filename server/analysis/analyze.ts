@@ -11,6 +11,7 @@ import { SignificanceTally } from '../engine/truthScore.ts';
 import { runPipeline } from '../streams/pipeline.ts';
 import { nullsReadyAt, type OpenedSession } from '../streams/session.ts';
 import { truthBlock, type TruthBlock } from './truth.ts';
+import { SOFTWARE_VERSION } from './version.ts';
 
 export interface AnalysisRun {
   final: TrState;
@@ -30,6 +31,18 @@ export interface AnalysisRun {
   peakRssMb: number;
   fractionSignificant: Float64Array;
   truth: TruthBlock | null;
+  /** Per-TR read-outs, when `keepSeries` was asked for (the derivatives' time series and the HTML report's timelines). */
+  series: AnalysisSeries | null;
+}
+
+/** What the run looked like TR by TR: copies of the states' arrays, TR order. */
+export interface AnalysisSeries {
+  /** TR index of each entry. */
+  trs: number[];
+  /** Sliding-window r, units × features unit-major, per TR. */
+  coupling: Float32Array[];
+  /** Linear CKA per layer, per TR. */
+  cka: Float32Array[];
 }
 
 export interface AnalyzeOptions {
@@ -41,6 +54,11 @@ export interface AnalyzeOptions {
    * nulls) stays the whole run's, unlike `maxTrs` when opening, which shortens the run.
    */
   stopAfter?: number;
+  /**
+   * Keep every TR's coupling and CKA (AnalysisRun.series). Off by default: at hcp7t size it
+   * is units × features × TRs floats, which a benchmark does not want.
+   */
+  keepSeries?: boolean;
 }
 
 export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions = {}): Promise<AnalysisRun> {
@@ -53,6 +71,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   let annotations: AnnotationRow[] = [];
   let peak = process.memoryUsage.rss();
   let trs = 0;
+  const series: AnalysisSeries | null = options.keepSeries ? { trs: [], coupling: [], cka: [] } : null;
   const t0 = performance.now();
   await lastValueFrom(
     runPipeline({
@@ -70,6 +89,11 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
         final = t.state;
         if (t.annotations) annotations = t.annotations;
         if (t.state.tr >= scoredFrom) tally.add(t.state.significant);
+        if (series) {
+          series.trs.push(t.state.tr);
+          series.coupling.push(t.state.coupling.slice());
+          series.cka.push(t.state.cka.slice());
+        }
         for (const [k, v] of Object.entries(t.state.telemetry.stageMs)) totals[k] = (totals[k] ?? 0) + v;
         peak = Math.max(peak, process.memoryUsage.rss());
         options.onTr?.(t.state);
@@ -83,12 +107,11 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const fractionSignificant = tally.fractions();
   const finalP = s.engine.coupling(s.settings.fdrQ).p;
   const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { total_ms: v, per_tr_ms: v / Math.max(1, trs) }]));
-  const unitNames = s.info.units.map((u) => (u.layer === 'pca' || u.layer === 'regressor' ? s.info.regressors[u.channel] : `${u.layer}:${u.channel}`));
   const truth = s.truth
     ? truthBlock({
         truth: s.truth,
         responses: s.inputs.responses.slice(0, s.inputs.trCount),
-        unitNames,
+        unitNames: unitNames(s.info),
         featureNames: s.info.features,
         tally,
         glmUnits: s.glmUnits,
@@ -109,22 +132,72 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
     peakRssMb: Math.max(peak / 2 ** 20, process.resourceUsage().maxRSS / 1024),
     fractionSignificant,
     truth,
+    series,
   };
 }
 
-/** report.json's content for a run. */
-export function reportJson(s: OpenedSession, run: AnalysisRun, extra: Record<string, unknown> = {}): Record<string, unknown> {
+/** The name of a unit as tables and reports give it: "layer:channel", or the regressor's name for components. */
+export function unitNames(info: OpenedSession['info']): string[] {
+  return info.units.map((u) => (u.layer === 'pca' || u.layer === 'regressor' ? info.regressors[u.channel] : `${u.layer}:${u.channel}`));
+}
+
+/** The pairs counted as coupled: significant in at least half of the scored TRs. */
+export const COUPLED_FRACTION = 0.5;
+
+export interface CoupledPair {
+  /** Index into the U×F pair arrays (unit-major). */
+  index: number;
+  unit: string;
+  feature: string;
+  r: number;
+  fraction: number;
+}
+
+/** Coupled pairs, most consistently significant first (ties: larger |r|). */
+export function coupledPairs(s: Pick<OpenedSession, 'info'>, run: Pick<AnalysisRun, 'fractionSignificant' | 'final'>): CoupledPair[] {
   const F = s.info.features.length;
-  const significantPairs: { unit: string; feature: string; r: number; fraction: number }[] = [];
-  const names = s.info.units.map((u) => (u.layer === 'pca' || u.layer === 'regressor' ? s.info.regressors[u.channel] : `${u.layer}:${u.channel}`));
+  const names = unitNames(s.info);
+  const pairs: CoupledPair[] = [];
   run.fractionSignificant.forEach((fr, j) => {
-    if (fr >= 0.5) significantPairs.push({ unit: names[Math.floor(j / F)], feature: s.info.features[j % F], r: run.final.coupling[j], fraction: fr });
+    if (fr >= COUPLED_FRACTION) pairs.push({ index: j, unit: names[Math.floor(j / F)], feature: s.info.features[j % F], r: run.final.coupling[j], fraction: fr });
   });
-  significantPairs.sort((a, b) => b.fraction - a.fraction || Math.abs(b.r) - Math.abs(a.r));
-  return {
+  pairs.sort((a, b) => b.fraction - a.fraction || Math.abs(b.r) - Math.abs(a.r) || a.index - b.index);
+  return pairs;
+}
+
+/**
+ * report.json and timings.json for a run. report.json holds only what the inputs and
+ * parameters determine (summary, every parameter, the software version, truth), so a rerun
+ * writes the same bytes; what depends on the machine or on earlier runs (wall times, TR/s,
+ * peak memory, whether the feature cache was warm) goes to timings.json.
+ * @param invocation how the run was asked for (the session source and open options as
+ *   given, the annotation stride); recorded under parameters so the run can be repeated.
+ */
+export function reportJson(
+  s: OpenedSession,
+  run: AnalysisRun,
+  invocation: Record<string, unknown> = {},
+): { report: Record<string, unknown>; timings: Record<string, unknown> } {
+  const names = unitNames(s.info);
+  const significantPairs = coupledPairs(s, run).map(({ unit, feature, r, fraction }) => ({ unit, feature, r, fraction }));
+  const report = {
     syncact: 'analysis',
-    version: 1,
-    session: { path: s.config.path, fmri: s.config.fmri, movie: s.config.movie, preset: s.config.preset, seed: s.config.seed, name: s.info.name },
+    version: 2,
+    software: { name: 'syncact', version: SOFTWARE_VERSION },
+    session: {
+      path: s.config.path,
+      fmri: s.config.fmri,
+      movie: s.config.movie,
+      mask: s.config.mask,
+      atlas: s.config.atlas,
+      atlas_labels: s.config.atlasLabels,
+      tr: s.config.tr,
+      onset: s.config.onset,
+      preset: s.config.preset,
+      seed: s.config.seed,
+      entities: s.config.entities,
+      name: s.info.name,
+    },
     summary: {
       trs: run.trs,
       tr: s.info.tr,
@@ -142,19 +215,27 @@ export function reportJson(s: OpenedSession, run: AnalysisRun, extra: Record<str
       warnings: s.warnings,
     },
     parameters: {
+      ...invocation,
       model: s.info.model,
       engine: s.settings,
       reduction: s.cnn.reducer.kind,
+      glm_units: s.glmUnits.map((u) => names[u]),
       learned_networks: s.networks,
       null_shifts: s.nullShifts,
+      coupled_fraction: COUPLED_FRACTION,
       glm_degrees_of_freedom: s.engine.degreesOfFreedom(),
       cnn_frames: s.cnn.frames,
-      cnn_cache_hit: s.cnn.cacheHit,
     },
-    timings: { open_ms: s.openMs, stages: run.stages, pipeline_seconds: run.seconds },
+    ...(run.truth ? { truth: run.truth } : {}),
+  };
+  const timings = {
+    syncact: 'timings',
+    open_ms: s.openMs,
+    stages: run.stages,
+    pipeline_seconds: run.seconds,
     trs_per_second: run.trsPerSecond,
     peak_rss_mb: run.peakRssMb,
-    ...(run.truth ? { truth: run.truth } : {}),
-    ...extra,
+    cnn_cache_hit: s.cnn.cacheHit,
   };
+  return { report, timings };
 }

@@ -6,34 +6,49 @@
  * is replaced only when it is an earlier analysis (it holds a report.json) or is empty;
  * any other folder is refused, so a typo in --out cannot delete someone's data.
  *
- * The folder:
- *   report.json            summary, parameters, timings, trs_per_second, peak_rss_mb, truth
- *   glm_t.nii.gz           4D: one t-map per GLM regressor (0 outside the mask)
- *   glm_beta.nii.gz        4D: one beta map per GLM regressor
- *   networks.nii.gz        4D: the learned networks (dictionary atoms), when any
- *   coupling.tsv           per (unit, feature): final r, p, q, significant, fraction of TRs significant
- *   annotation.tsv         per GLM regressor: best template, sign, score, p, q
+ * The folder is a BIDS-derivatives-like dataset (names in derivatives.ts):
+ *   dataset_description.json   Name, BIDSVersion, DatasetType "derivative", GeneratedBy
+ *   report.json                summary, every parameter, software version, truth (deterministic)
+ *   timings.json               wall times, TR/s, peak memory, feature-cache hit (varies run to run)
+ *   report.html                the figures (htmlReport.ts), self-contained
+ *   [sub-S/[ses-X/]]func/<prefix>_…
+ *     desc-<layer>_stat-t_statmap.nii.gz (+ .json)     4D, one t-map per GLM regressor of the layer
+ *     desc-<layer>_stat-beta_statmap.nii.gz (+ .json)  their betas
+ *     desc-fbn_components.nii.gz (+ .json)             the learned networks (dictionary atoms)
+ *     desc-annotation_table.tsv      per GLM regressor: layer, unit, label, sign, score, p, q
+ *     desc-coupling_table.tsv        per (unit, feature): final r, p, q, significant, fraction
+ *     desc-coupling_timeseries.tsv   sliding r over TRs, one column per coupled pair
+ *     desc-cka_timeseries.tsv        CKA per layer over TRs
+ * Maps are 0 outside the mask. Re-running with the same inputs and parameters writes the
+ * same bytes in every file but timings.json.
  */
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AnnotationRow, SessionInfo, TrState } from '../../protocol/state.ts';
+import type { BidsEntities } from '../config.ts';
 import { SyncactError } from '../errors.ts';
 import type { CouplingEngine } from '../engine/coupling.ts';
 import { unmask } from '../io/mask.ts';
 import { writeNifti } from '../io/nifti/write.ts';
+import type { AnalysisSeries, CoupledPair } from './analyze.ts';
+import { datasetDescription, layerLabels, runFiles, runLocation, sidecarName } from './derivatives.ts';
+import { htmlReport } from './htmlReport.ts';
+import { annotationTable, ckaSeriesTable, couplingSeriesTable, couplingTable, regressorLayer } from './tables.ts';
+import { SOFTWARE_VERSION } from './version.ts';
 
+/** The files at the top of every analysis folder. */
 export const ANALYSIS_FILES = {
+  description: 'dataset_description.json',
   report: 'report.json',
-  tmaps: 'glm_t.nii.gz',
-  betas: 'glm_beta.nii.gz',
-  networks: 'networks.nii.gz',
-  coupling: 'coupling.tsv',
-  annotation: 'annotation.tsv',
+  timings: 'timings.json',
+  html: 'report.html',
 } as const;
 
 export interface AnalysisContent {
   info: SessionInfo;
   engine: CouplingEngine;
+  /** BIDS entities of the run (where its files go and how they are named). */
+  entities: BidsEntities;
   /** Units whose GLM maps are written (indices among the units). */
   glmUnits: number[];
   /** Learned networks (atoms) to write; 0 for none. */
@@ -44,8 +59,14 @@ export interface AnalysisContent {
   /** Per pair, the fraction of scored TRs it was significant (NaN when none were scored). */
   fractionSignificant: Float64Array;
   annotations: AnnotationRow[];
-  /** report.json's content (written last). */
+  /** Per-TR coupling and CKA (analyzeSession with keepSeries). */
+  series: AnalysisSeries;
+  /** The coupled pairs (columns of the coupling time series), strongest first. */
+  pairs: CoupledPair[];
+  /** report.json's content (written last): deterministic. */
   report: Record<string, unknown>;
+  /** timings.json's content: what varies from run to run. */
+  timings: Record<string, unknown>;
 }
 
 /** Writes the analysis folder; returns the files written (absolute paths). */
@@ -66,6 +87,14 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
   const written: string[] = [];
   try {
     const { info, engine } = c;
+    const { folder, prefix } = runLocation(c.entities);
+    const names = runFiles(prefix);
+    await mkdir(join(partial, folder), { recursive: true });
+    const put = async (name: string, text: string) => {
+      await writeFile(join(partial, name), text);
+      written.push(name);
+    };
+    const putJson = (name: string, value: unknown) => put(name, JSON.stringify(value, jsonNumbers, 2) + '\n');
     const nVox = info.grid.dims[0] * info.grid.dims[1] * info.grid.dims[2];
     const spatial = { affine: info.grid.affine, tr: info.tr, gzipLevel: 1 };
     const stack = (maps: Float32Array[]) => {
@@ -73,37 +102,59 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
       maps.forEach((m, j) => out.set(unmask(m, info.maskIndices, nVox), j * nVox));
       return out;
     };
-    const file = (name: string) => join(partial, name);
-    if (c.glmUnits.length > 0) {
-      const dims = [...info.grid.dims, c.glmUnits.length];
-      await writeNifti(file(ANALYSIS_FILES.tmaps), stack(c.glmUnits.map((u) => engine.tmap(u))), {
-        ...spatial,
-        dims,
-        description: `syncact GLM t-maps: ${info.regressors.join(' ')}`.slice(0, 79),
-        intent: { code: 3, name: 'ttest', p1: engine.degreesOfFreedom() }, // NIFTI_INTENT_TTEST, p1 = dof
-      });
-      await writeNifti(file(ANALYSIS_FILES.betas), stack(c.glmUnits.map((u) => engine.betas(u))), {
-        ...spatial,
-        dims,
-        description: `syncact GLM betas: ${info.regressors.join(' ')}`.slice(0, 79),
-        intent: { code: 1001, name: 'beta' }, // NIFTI_INTENT_ESTIMATE
-      });
-      written.push(ANALYSIS_FILES.tmaps, ANALYSIS_FILES.betas);
+    const unitName = (u: number) => (info.units[u].layer === 'pca' || info.units[u].layer === 'regressor' ? info.regressors[info.units[u].channel] : `${info.units[u].layer}:${info.units[u].channel}`);
+
+    await putJson(ANALYSIS_FILES.description, datasetDescription(SOFTWARE_VERSION, info.name));
+
+    // GLM maps, one 4D stack per layer of the regressors (components form the layer "pca").
+    const byLayer = new Map<string, number[]>();
+    for (const u of c.glmUnits) byLayer.set(regressorLayer(info, u), [...(byLayer.get(regressorLayer(info, u)) ?? []), u]);
+    const layers = [...byLayer.keys()];
+    const labels = layerLabels(layers);
+    const dof = engine.degreesOfFreedom();
+    for (const [l, layer] of layers.entries()) {
+      const units = byLayer.get(layer) as number[];
+      const volumes = units.map(unitName);
+      for (const stat of ['t', 'beta'] as const) {
+        const name = `${folder}/${names.statmap(labels[l], stat)}`;
+        await writeNifti(join(partial, name), stack(units.map((u) => (stat === 't' ? engine.tmap(u) : engine.betas(u)))), {
+          ...spatial,
+          dims: [...info.grid.dims, units.length],
+          description: `syncact GLM ${stat === 't' ? 't-maps' : 'betas'} ${layer}: ${volumes.join(' ')}`.slice(0, 79),
+          intent: stat === 't' ? { code: 3, name: 'ttest', p1: dof } : { code: 1001, name: 'beta' }, // NIFTI_INTENT_TTEST (p1 = dof) / ESTIMATE
+        });
+        written.push(name);
+        await putJson(`${folder}/${sidecarName(names.statmap(labels[l], stat))}`, {
+          Layer: layer,
+          Statistic: stat === 't' ? 'T' : 'beta',
+          Volumes: volumes,
+          ...(stat === 't' ? { DegreesOfFreedom: dof } : {}),
+          Description: `voxelwise GLM (recursive least squares) ${stat === 't' ? 't statistic' : 'coefficient'} of each regressor's HRF-convolved response; 0 outside the mask`,
+        });
+      }
     }
     if (c.networks > 0) {
-      await writeNifti(file(ANALYSIS_FILES.networks), stack(Array.from({ length: c.networks }, (_, j) => engine.atom(j))), {
+      const name = `${folder}/${names.networks}`;
+      await writeNifti(join(partial, name), stack(Array.from({ length: c.networks }, (_, j) => engine.atom(j))), {
         ...spatial,
         dims: [...info.grid.dims, c.networks],
         description: 'syncact learned networks (dictionary atoms)',
         intent: { code: 1001, name: 'networks' },
       });
-      written.push(ANALYSIS_FILES.networks);
+      written.push(name);
+      const atomNames = info.features.filter((f) => /^network_\d+$/.test(f));
+      await putJson(`${folder}/${sidecarName(names.networks)}`, {
+        Volumes: atomNames.length === c.networks ? atomNames : Array.from({ length: c.networks }, (_, j) => `network_${j + 1}`),
+        Description: 'functional brain networks learned by online dictionary learning (one volume per atom); 0 outside the mask',
+      });
     }
-    await writeText(file(ANALYSIS_FILES.coupling), couplingTsv(c));
-    await writeText(file(ANALYSIS_FILES.annotation), annotationTsv(c));
-    written.push(ANALYSIS_FILES.coupling, ANALYSIS_FILES.annotation);
-    await writeText(file(ANALYSIS_FILES.report), JSON.stringify(c.report, jsonNumbers, 2) + '\n');
-    written.push(ANALYSIS_FILES.report);
+    await put(`${folder}/${names.annotation}`, annotationTable(info, c.annotations));
+    await put(`${folder}/${names.coupling}`, couplingTable(info, c.final, c.finalP, c.fractionSignificant));
+    await put(`${folder}/${names.couplingSeries}`, couplingSeriesTable(c.series, info.tr, c.pairs));
+    await put(`${folder}/${names.ckaSeries}`, ckaSeriesTable(c.series, info.tr, info.layers.map((x) => x.name)));
+    await put(ANALYSIS_FILES.html, htmlReport(c));
+    await putJson(ANALYSIS_FILES.timings, c.timings);
+    await putJson(ANALYSIS_FILES.report, c.report);
   } catch (e) {
     await rm(partial, { recursive: true, force: true });
     fail(e, partial);
@@ -142,43 +193,7 @@ async function checkReplaceable(dir: string): Promise<void> {
   }
 }
 
-async function writeText(path: string, text: string): Promise<void> {
-  await writeFile(path, text);
-}
-
 /** NaN and ±Infinity are not JSON: written as null. */
-function jsonNumbers(_key: string, v: unknown): unknown {
+export function jsonNumbers(_key: string, v: unknown): unknown {
   return typeof v === 'number' && !Number.isFinite(v) ? null : v;
-}
-
-function num(x: number): string {
-  return Number.isFinite(x) ? String(Number(x.toPrecision(6))) : 'n/a';
-}
-
-function unitLabel(info: SessionInfo, i: number): { name: string; layer: string; channel: number } {
-  const u = info.units[i];
-  const name = u.layer === 'pca' || u.layer === 'regressor' ? info.regressors[u.channel] : `${u.layer}:${u.channel}`;
-  return { name, layer: u.layer, channel: u.channel };
-}
-
-function couplingTsv(c: AnalysisContent): string {
-  const { info, final } = c;
-  const F = info.features.length;
-  const rows = ['unit\tlayer\tchannel\tfeature\tr\tp\tq\tsignificant\tfraction_significant'];
-  for (let i = 0; i < info.units.length; i++) {
-    const u = unitLabel(info, i);
-    for (let f = 0; f < F; f++) {
-      const j = i * F + f;
-      rows.push(
-        [u.name, u.layer, u.channel, info.features[f], num(final.coupling[j]), num(c.finalP[j]), num(final.couplingQ[j]), final.significant[j] ?? 0, num(c.fractionSignificant[j])].join('\t'),
-      );
-    }
-  }
-  return rows.join('\n') + '\n';
-}
-
-function annotationTsv(c: AnalysisContent): string {
-  const rows = ['unit\tlabel\tsign\tscore\tp\tq'];
-  for (const a of c.annotations) rows.push([unitLabel(c.info, a.unit).name, a.label, a.sign, num(a.score), num(a.p), num(a.q)].join('\t'));
-  return rows.join('\n') + '\n';
 }

@@ -1,6 +1,6 @@
 /** `syncact analyze`: the replay pipeline at 'max' speed to the end, written to a folder. */
 import { SyncactError } from '../errors.ts';
-import { analyzeSession, reportJson } from '../analysis/analyze.ts';
+import { analyzeSession, coupledPairs, reportJson, type AnalysisSeries } from '../analysis/analyze.ts';
 import { writeAnalysis } from '../analysis/report.ts';
 import { openSession } from '../streams/session.ts';
 import { parseCommandArgs } from './args.ts';
@@ -10,12 +10,22 @@ import { SESSION_OPTIONS, SESSION_USAGE, sessionFromArgs } from './sessionOption
 const usage = `usage: syncact analyze (--session FILE | --demo | --fmri FILE --movie FILE …) --out DIR [options]
 
 Runs the whole Sync-ACT analysis as fast as the machine allows (the replay pipeline at
-'max' speed) and writes DIR:
-  report.json       summary, parameters, per-stage timings, trs_per_second, peak_rss_mb,
-                    and a truth block (sensitivity, false_positive_rate, map_correlation,
-                    annotation_accuracy) when the session has ground truth
-  glm_t.nii.gz      t-map of every GLM regressor (4D)      glm_beta.nii.gz  their betas
-  networks.nii.gz   learned networks (4D)                  coupling.tsv, annotation.tsv
+'max' speed) and writes DIR as a BIDS-derivatives-like folder:
+  dataset_description.json  BIDS header (DatasetType "derivative", GeneratedBy syncact)
+  report.json       summary, every parameter used, software version, and a truth block
+                    (sensitivity, false_positive_rate, map_correlation, annotation_accuracy)
+                    when the session has ground truth; identical when rerun
+  timings.json      per-stage timings, trs_per_second, peak_rss_mb, feature-cache hit
+  report.html       the figures: coupling matrix, networks per layer, CKA by depth,
+                    timelines of the strongest pairs (static, open it in a browser)
+  [sub-S/[ses-X/]]func/[sub-S_][ses-X_]task-T[_run-R]_…  (entities from session.json)
+    desc-LAYER_stat-t_statmap.nii.gz, desc-LAYER_stat-beta_statmap.nii.gz (+ .json)
+                    4D t-maps and betas of the layer's GLM regressors ("pca": components)
+    desc-fbn_components.nii.gz (+ .json)  the learned networks (4D)
+    desc-annotation_table.tsv   layer, unit, label, sign, score, p, q
+    desc-coupling_table.tsv     per unit and feature: final r, p, q, fraction significant
+    desc-coupling_timeseries.tsv  sliding r over TRs, one column per coupled pair
+    desc-cka_timeseries.tsv     CKA per layer over TRs
 Written to DIR.partial and renamed when complete: a failed run leaves no DIR that
 looks finished. An existing DIR is replaced only if it is an earlier analysis.
 
@@ -49,11 +59,26 @@ export const analyze: Command = {
     try {
       for (const w of session.warnings) say(`warning: ${w}`);
       say(`${session.info.name}: ${session.inputs.trCount} TRs, ${session.maskIndices.length} voxels, ${session.cnn.units} units, ${session.info.features.length} features`);
-      const run = await analyzeSession(session, { annotateEvery: every });
-      const report = reportJson(session, run, { command: ['syncact', 'analyze', ...argv].join(' ') });
+      const run = await analyzeSession(session, { annotateEvery: every, keepSeries: true });
+      const { report, timings } = reportJson(session, run, {
+        annotate_every: every,
+        frames_per_tr: options.framesPerTr ?? null,
+        layers: options.layers ?? null,
+        units: options.units ?? null,
+        networks: options.networks ?? null,
+        max_trs: options.maxTrs ?? null,
+        accept_tr: options.acceptTrMismatch ?? false,
+        stop_at_movie_end: options.stopAtMovieEnd ?? false,
+        fps: source.fps ?? null,
+        model_spec: options.model ?? { kind: 'builtin' },
+      });
       const files = await writeAnalysis(values.out, {
         info: session.info,
         engine: session.engine,
+        entities: session.config.entities,
+        series: run.series as AnalysisSeries,
+        pairs: coupledPairs(session, run),
+        timings: { ...timings, command: ['syncact', 'analyze', ...argv].join(' ') },
         glmUnits: session.glmUnits,
         networks: session.networks,
         final: run.final,

@@ -52,13 +52,16 @@ describe('syncact analyze', () => {
   it('writes report.json (timings, TR/s, peak RSS, truth), NIfTI maps equal to the pipeline, and the coupling table', async () => {
     const out = join(tmp, 'out');
     expect(await run([...common(), '--out', out])).toBe(0);
-    for (const f of ['report.json', 'glm_t.nii.gz', 'glm_beta.nii.gz', 'networks.nii.gz', 'coupling.tsv', 'annotation.tsv']) expect(existsSync(join(out, f))).toBe(true);
+    const func = (name: string) => join(out, 'func', `task-movie_${name}`);
+    for (const f of ['report.json', 'timings.json', 'report.html', 'dataset_description.json']) expect(existsSync(join(out, f))).toBe(true);
+    for (const f of ['desc-pca_stat-t_statmap.nii.gz', 'desc-pca_stat-beta_statmap.nii.gz', 'desc-fbn_components.nii.gz', 'desc-coupling_table.tsv', 'desc-annotation_table.tsv']) expect(existsSync(func(f))).toBe(true);
     expect(existsSync(`${out}.partial`)).toBe(false);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    const timings = JSON.parse(readFileSync(join(out, 'timings.json'), 'utf8'));
     expect(report.summary.trs).toBe(60);
-    expect(report.trs_per_second).toBeGreaterThan(0);
-    expect(report.peak_rss_mb).toBeGreaterThan(10);
-    for (const stage of ['units', 'volume', 'engine', 'coupling', 'cka', 'state', 'annotation']) expect(report.timings.stages[stage].total_ms).toBeGreaterThanOrEqual(0);
+    expect(timings.trs_per_second).toBeGreaterThan(0);
+    expect(timings.peak_rss_mb).toBeGreaterThan(10);
+    for (const stage of ['units', 'volume', 'engine', 'coupling', 'cka', 'state', 'annotation']) expect(timings.stages[stage].total_ms).toBeGreaterThanOrEqual(0);
     expect(report.parameters.model.id).toMatch(/^builtin:hmax-v1:[0-9a-f]{12}$/);
     expect(report.parameters.null_shifts).toBe(4);
     const t = report.truth;
@@ -76,7 +79,7 @@ describe('syncact analyze', () => {
     try {
       expect(s.cnn.cacheHit).toBe(true);
       const r = await analyzeSession(s, { annotateEvery: 100 });
-      const img = await openNifti(join(out, 'glm_t.nii.gz'));
+      const img = await openNifti(func('desc-pca_stat-t_statmap.nii.gz'));
       expect(img.header.dims).toEqual([12, 14, 12, s.glmUnits.length]);
       for (const [j, u] of s.glmUnits.entries()) {
         const vol = await img.readVolume(j);
@@ -85,7 +88,7 @@ describe('syncact analyze', () => {
         expect(Array.from(got)).toEqual(Array.from(want));
       }
       await img.close();
-      const rows = readFileSync(join(out, 'coupling.tsv'), 'utf8').trim().split('\n');
+      const rows = readFileSync(func('desc-coupling_table.tsv'), 'utf8').trim().split('\n');
       const F = s.info.features.length;
       expect(rows).toHaveLength(1 + s.info.units.length * F);
       const header = rows[0].split('\t');
@@ -141,7 +144,7 @@ describe('syncact analyze', () => {
     expect(report.parameters.model.id).toMatch(/^onnx:/);
     expect(report.summary.layers.map((l: { name: string }) => l.name)).toEqual(['/relu2/Relu_output_0', 'logits']);
     expect(report.summary.units).toBe(8 + 5);
-    expect(existsSync(join(out, 'networks.nii.gz'))).toBe(false);
+    expect(existsSync(join(out, 'func', 'task-movie_desc-fbn_components.nii.gz'))).toBe(false);
     await expect(run([...common(), '--out', out, '--model', model])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--layers/) });
   });
 
