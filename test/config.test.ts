@@ -32,6 +32,7 @@ describe('parseSession', () => {
       onset: 0,
       preset: null,
       seed: null,
+      entities: { subject: null, session: null, task: 'movie', run: null },
       engine: ENGINE_DEFAULTS,
     });
   });
