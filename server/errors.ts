@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'FFMPEG_FAILED'
   | 'OUTPUT_NOT_WRITABLE'
   | 'SYNTH_BAD_OPTIONS'
+  | 'COMPARE_MODELS_INVALID'
   // movie decoding and lockstep replay
   | 'MOVIE_UNREADABLE'
   | 'MOVIE_DECODE_FAILED'
