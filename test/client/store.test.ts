@@ -297,6 +297,30 @@ describe('LiveStore: control', () => {
     expect(sockets[0].sent.at(-1)).toBe(speed);
   });
 
+  it('a state built before an acknowledged pause does not undo it; a later TR or a jump shows the server\'s clock again', () => {
+    const { store, sockets, open } = setup();
+    open();
+    const playing = (tr: number, seq: number, isPlaying = true) =>
+      encodeStateTopic({ ...makeState(tr), clock: { playing: isPlaying, speed: 1, loop: false } }, seq);
+    sockets[0].deliver(playing(5, 0));
+    store.pause();
+    const pause = sockets[0].sent.at(-1)!;
+    sockets[0].deliver([JSON.stringify({ type: 'ack', v: 1, tr: 6, seq: 1, id: pause.id, what: 'pause' })]);
+    expect(store.state.clock?.playing).toBe(false);
+    sockets[0].deliver(playing(6, 1)); // built before the pause, sent after its ack
+    expect(store.state.clock?.playing).toBe(false);
+    expect(store.state.tr).toBe(6);
+    // another client resumed: TR 7 is after the ack, its clock counts
+    sockets[0].deliver(playing(7, 2));
+    expect(store.state.clock?.playing).toBe(true);
+    // and a jump back (a seek by someone) also shows the server's clock
+    store.pause();
+    const again = sockets[0].sent.at(-1)!;
+    sockets[0].deliver([JSON.stringify({ type: 'ack', v: 1, tr: 7, seq: 2, id: again.id, what: 'pause' })]);
+    sockets[0].deliver(playing(2, 3, true));
+    expect(store.state.clock?.playing).toBe(true);
+  });
+
   it('seeks clamped to the run; arrows step from a seek made while paused', () => {
     const info = makeInfo();
     info.trCount = 50;

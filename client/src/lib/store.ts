@@ -196,6 +196,8 @@ export class LiveStore {
   private sessionJson: Extract<ServerMessage, { type: 'hello' }>['session'] | null = null;
   private sessionArrays: { maskIndices?: Uint32Array; background?: Float32Array } = {};
   private readonly lastSeq = new Map<string, number>();
+  /** The clock as acknowledged, held until a state built after the command arrives. */
+  private clockOverride: { afterTr: number; clock: ClockView } | null = null;
   /** TR states received since the last notification. */
   private trsSinceNotify = 0;
   private readonly timers: Timers;
@@ -261,6 +263,7 @@ export class LiveStore {
     this.lastSeq.clear();
     this.sessionJson = null;
     this.sessionArrays = {};
+    this.clockOverride = null;
     ws.onmessage = (ev) => {
       if (this.socket === ws) this.receive(ev.data);
     };
@@ -400,9 +403,14 @@ export class LiveStore {
       }
       case 'state': {
         this.countSeq('state', m.seq);
+        // A state built before an acknowledged clock command can arrive after its ack (the
+        // server sends replies at once and TR updates on its next turn): its clock is
+        // stale until a later TR, or a jump, shows the server's clock after the command.
+        const o = this.clockOverride;
+        if (o && (m.tr > o.afterTr || m.tr < st.tr)) this.clockOverride = null;
         this.onTr(m.tr);
         st.time = m.time;
-        st.clock = { ...m.clock };
+        st.clock = this.clockOverride ? { ...this.clockOverride.clock } : { ...m.clock };
         if (st.pendingSeek !== null && m.tr === st.pendingSeek) st.pendingSeek = null;
         if (m.clock.playing) st.pendingSeek = null;
         st.stats.trsReceived++;
@@ -426,7 +434,7 @@ export class LiveStore {
       case 'ack': {
         const cmd = m.id === undefined ? undefined : this.sent.get(m.id);
         if (m.id !== undefined) this.sent.delete(m.id);
-        if (cmd) this.applyAck(cmd);
+        if (cmd) this.applyAck(cmd, m.tr);
         break;
       }
       case 'error':
@@ -448,13 +456,16 @@ export class LiveStore {
     this.notify();
   }
 
-  private applyAck(cmd: ControlCommand): void {
+  /** `tr`: the server's latest TR when it applied the command. */
+  private applyAck(cmd: ControlCommand, tr: number): void {
     const st = this.state;
     const clock = st.clock ?? { playing: true, speed: 1, loop: false };
     if (cmd.op === 'play') st.clock = { ...clock, playing: true };
     else if (cmd.op === 'pause') st.clock = { ...clock, playing: false };
     else if (cmd.op === 'speed') st.clock = { ...clock, speed: cmd.speed };
     else if (cmd.op === 'loop') st.clock = { ...clock, loop: cmd.loop };
+    else return;
+    this.clockOverride = { afterTr: tr, clock: { ...st.clock } };
   }
 
   private onFrame(f: Frame): void {
@@ -553,9 +564,11 @@ export class LiveStore {
   private onTr(tr: number): void {
     const st = this.state;
     if (st.history && tr < st.history.last) st.history.truncateAfter(tr - 1);
-    // a map computed after this TR belongs to the run we jumped away from (it comes back
-    // when the engine has it again: a t-map only once the GLM has full rank)
-    if (st.map && st.map.mapTr > tr) st.map = null;
+    // After a jump back, a map computed after the new TR belongs to the run we jumped away
+    // from (it comes back when the engine has it again: a t-map only once the GLM has full
+    // rank). Only on a jump: in a forward run a map may be newer than its TR's state (the
+    // server reads maps when it sends them).
+    if (tr < st.tr && st.map && st.map.mapTr > tr) st.map = null;
     st.tr = tr;
   }
 
