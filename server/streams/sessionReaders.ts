@@ -25,7 +25,8 @@ export const THUMBNAIL = 64;
  * The session's movie (a video file, or a folder of images at `fps`) as a FrameSource at
  * the extractor's input size (rounded up to even, as the decoder needs). Frames are asked
  * for in increasing order by the CNN stage; the decoder streams forward and restarts only
- * when an earlier frame is asked for.
+ * when an earlier frame is asked for. Closing stops the decoder where it is (frames the
+ * CNN does not need, e.g. after the run's last TR, are never decoded).
  */
 export async function movieFrames(path: string, extractor: FeatureExtractor, fps: number | undefined): Promise<{ source: FrameSource; hash: string; close: () => Promise<void> }> {
   const { width, height } = extractor.preprocessing;
@@ -33,7 +34,6 @@ export async function movieFrames(path: string, extractor: FeatureExtractor, fps
   const frames = sequentialReader(
     (start) => movie.frames(start, movie.frameCount),
     (i) => new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${movie.frameCount} frames)`, path),
-    'drain',
   );
   const source: FrameSource = {
     width: movie.width,
@@ -48,41 +48,53 @@ export async function movieFrames(path: string, extractor: FeatureExtractor, fps
 
 /**
  * Items of an indexed stream read in increasing order from one iterator; an index before
- * the last one read restarts the stream there.
+ * the last one read, or more than `reopenAfter` items past it, restarts the stream there
+ * (its iterator's `return` stops the old one: decoders are killed, files closed). Reads
+ * are served one at a time in call order; a read that fails leaves no iterator behind,
+ * so the next read starts afresh.
  *
- * `leave` says how an unfinished iterator is left (at a restart or close): 'return' (the
- * usual early exit), or 'drain' (read it to its end). Movie decoders are drained: leaving
- * an ffmpeg decoder with frames still in its pipe waits forever for the process to close
- * (movieDecoder.ts awaits 'close' after SIGKILL while its stdout is paused with data).
+ * @param reopenAfter items that may be read and dropped to reach a later index before a
+ *   restart is cheaper (default: never restart forwards)
  */
-export function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error, leave: 'return' | 'drain') {
+export function sequentialReader<T extends { index: number }>(open: (start: number) => AsyncIterable<T>, past: (i: number) => Error, reopenAfter = Infinity) {
   let it: AsyncIterator<T> | null = null;
   let next = 0;
-  const close = async () => {
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <R>(f: () => Promise<R>): Promise<R> => {
+    const run = queue.then(f);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  const leave = async () => {
     const old = it;
     it = null;
-    if (!old) return;
-    if (leave === 'return') await old.return?.();
-    else while (!(await old.next()).done);
+    await old?.return?.();
   };
   return {
-    async read(i: number): Promise<T> {
-      if (it === null || i < next) {
-        await close();
-        it = open(i)[Symbol.asyncIterator]();
-        next = i;
-      }
-      for (;;) {
-        const r = await it.next();
-        if (r.done) {
-          it = null;
-          throw past(i);
+    read: (i: number): Promise<T> =>
+      serial(async () => {
+        if (it === null || i < next || i - next > reopenAfter) {
+          await leave();
+          it = open(i)[Symbol.asyncIterator]();
+          next = i;
         }
-        next = r.value.index + 1;
-        if (r.value.index === i) return r.value;
-      }
-    },
-    close,
+        for (;;) {
+          let r: IteratorResult<T>;
+          try {
+            r = await it.next();
+          } catch (e) {
+            it = null;
+            throw e;
+          }
+          if (r.done) {
+            it = null;
+            throw past(i);
+          }
+          next = r.value.index + 1;
+          if (r.value.index === i) return r.value;
+        }
+      }),
+    close: (): Promise<void> => serial(leave),
   };
 }
 
@@ -91,7 +103,6 @@ export function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSourc
   const reader = sequentialReader(
     (start) => live.volumes(start),
     (k) => new SyncactError('REPLAY_MISSING_VOLUME', `the live run ended before volume ${k}`, live.dir),
-    'return',
   );
   return {
     count: live.count ?? Infinity,
@@ -111,19 +122,16 @@ export async function isFolder(path: string): Promise<boolean> {
 }
 
 /**
- * Masked volumes from a 4D NIfTI by `readVolume` (a forward gzip cursor: sequential reads
- * stream, a jump back re-inflates from the start), with volume k+1 requested as soon as k
- * is handed out, so inflating overlaps the engine's work on k. The prefetch has its
- * rejection handled when it is made (a truncated file must fail the TR that needs the
- * volume, not the process while the engine is busy), and is dropped on a jump.
+ * Masked volumes from a 4D NIfTI, streamed by `volumes()`: it reads one volume ahead, so
+ * inflating volume k+1 overlaps the engine's work on k, and a volume that cannot be read
+ * (a truncated file) fails the TR that needs it. A jump back reopens the stream there (a
+ * .nii.gz re-inflates from the start).
  */
 export function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
-  let ahead: { k: number; volume: Promise<Float32Array> } | null = null;
-  const fetch = (k: number) => {
-    const volume = image.readVolume(k).then((grid) => gather(grid, indices));
-    volume.catch(() => {});
-    return volume;
-  };
+  const reader = sequentialReader(
+    (start) => image.volumes({ start }),
+    (k) => new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path),
+  );
   return {
     count: image.volumeCount,
     voxels: indices.length,
@@ -131,14 +139,10 @@ export function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSou
       if (!Number.isInteger(k) || k < 0 || k >= image.volumeCount) {
         throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path);
       }
-      const volume = ahead?.k === k ? ahead.volume : fetch(k);
-      ahead = k + 1 < image.volumeCount ? { k: k + 1, volume: volume.then(() => fetch(k + 1)) } : null;
-      ahead?.volume.catch(() => {});
-      return volume;
+      return gather((await reader.read(k)).data, indices);
     },
     async close() {
-      await ahead?.volume.catch(() => {});
-      ahead = null;
+      await reader.close();
       await image.close();
     },
   };
@@ -168,25 +172,27 @@ function lastFrameOf(plan: LockstepPlan, k: number): number | null {
 }
 
 /**
- * Thumbnails decoded one frame at a time at thumbnail size (ffmpeg seeks to the frame and
- * stops after it): a few tens of ms per TR, nothing kept open between TRs, and a seek costs
- * the same as the next TR. (A decoder kept streaming across TRs would be cheaper per
- * frame, but a seek back would have to abandon it; see sequentialReader.)
+ * Thumbnails from a second decoder at thumbnail size, streaming forward across TRs (the
+ * frames between two TRs' last frames are decoded and dropped, at 64 px); a jump back, or
+ * one more than two seconds of movie ahead, restarts it with ffmpeg's seek.
  */
 export async function movieThumbnails(path: string, plan: LockstepPlan, fps: number | undefined): Promise<{ frame: FrameProvider; close: () => Promise<void> }> {
   const native = await openMovieSource(path, { fps });
   const width = Math.min(THUMBNAIL, native.width - (native.width % 2));
   const height = Math.max(2, 2 * Math.round((width * native.height) / native.width / 2));
   const small = await openMovieSource(path, { fps, width, height });
+  const frames = sequentialReader(
+    (start) => small.frames(start, small.frameCount),
+    (i) => new SyncactError('MOVIE_FRAME_OUT_OF_RANGE', `frame ${i} is past the end of the movie (${small.frameCount} frames)`, path),
+    Math.ceil(2 * small.fps),
+  );
   return {
     async frame(k) {
       const i = lastFrameOf(plan, k);
       if (i === null) return null;
-      let rgb: Uint8Array | null = null;
-      for await (const f of small.frames(i, i + 1)) rgb = f.rgb;
-      return rgb ? { width, height, rgb } : null;
+      return { width, height, rgb: (await frames.read(i)).rgb };
     },
-    close: async () => {},
+    close: frames.close,
   };
 }
 
