@@ -22,15 +22,15 @@
  * Maps are 0 outside the mask. Re-running with the same inputs and parameters writes the
  * same bytes in every file but timings.json.
  */
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AnnotationRow, SessionInfo, TrState } from '../../protocol/state.ts';
 import type { BidsEntities } from '../config.ts';
-import { SyncactError } from '../errors.ts';
 import type { CouplingEngine } from '../engine/coupling.ts';
 import { unmask } from '../io/mask.ts';
 import { writeNifti } from '../io/nifti/write.ts';
 import type { AnalysisSeries, CoupledPair } from './analyze.ts';
+import { jsonNumbers, writeFolderAtomically } from './atomicFolder.ts';
 import { datasetDescription, layerLabels, runFiles, runLocation, sidecarName } from './derivatives.ts';
 import { htmlReport } from './htmlReport.ts';
 import { annotationTable, ckaSeriesTable, couplingSeriesTable, couplingTable, regressorLayer } from './tables.ts';
@@ -71,21 +71,8 @@ export interface AnalysisContent {
 
 /** Writes the analysis folder; returns the files written (absolute paths). */
 export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise<string[]> {
-  const dir = resolve(outDir);
-  const partial = `${dir}.partial`;
-  await checkReplaceable(dir);
-  const fail = (e: unknown, file: string): never => {
-    if (e instanceof SyncactError) throw e;
-    throw new SyncactError('OUTPUT_NOT_WRITABLE', `cannot write the analysis (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file);
-  };
-  try {
-    await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
-  } catch (e) {
-    fail(e, partial);
-  }
-  const written: string[] = [];
-  try {
+  return writeFolderAtomically(outDir, ANALYSIS_FILES.report, 'analysis', async (partial) => {
+    const written: string[] = [];
     const { info, engine } = c;
     const { folder, prefix } = runLocation(c.entities);
     const names = runFiles(prefix);
@@ -155,45 +142,6 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
     await put(ANALYSIS_FILES.html, htmlReport(c));
     await putJson(ANALYSIS_FILES.timings, c.timings);
     await putJson(ANALYSIS_FILES.report, c.report);
-  } catch (e) {
-    await rm(partial, { recursive: true, force: true });
-    fail(e, partial);
-  }
-  // Swap in: an earlier analysis moves aside first, so DIR is never half old, half new.
-  const aside = `${dir}.old-${process.pid}`;
-  try {
-    const had = await exists(dir);
-    if (had) await rename(dir, aside);
-    await rename(partial, dir);
-    if (had) await rm(aside, { recursive: true, force: true });
-  } catch (e) {
-    fail(e, dir);
-  }
-  return written.map((n) => join(dir, n));
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function checkReplaceable(dir: string): Promise<void> {
-  let s;
-  try {
-    s = await stat(dir);
-  } catch {
-    return;
-  }
-  if (!s.isDirectory()) throw new SyncactError('OUTPUT_NOT_WRITABLE', 'the output path exists and is not a folder', dir);
-  const names = await readdir(dir);
-  if (names.length > 0 && !names.includes(ANALYSIS_FILES.report)) {
-    throw new SyncactError('OUTPUT_NOT_WRITABLE', `the output folder exists and is not an earlier analysis (no ${ANALYSIS_FILES.report}); give a new or empty folder`, dir);
-  }
-}
-
-/** NaN and ±Infinity are not JSON: written as null. */
-export function jsonNumbers(_key: string, v: unknown): unknown {
-  return typeof v === 'number' && !Number.isFinite(v) ? null : v;
+    return written;
+  });
 }
