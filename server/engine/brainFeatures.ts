@@ -2,10 +2,12 @@
  * Brain features of one volume: the weighted mean of the masked voxels in each region
  * (parcel or network), feature_r = Σ_v w_rv·y_v / Σ_v w_rv over the voxels where y is not NaN.
  *
- * Two layouts, same answer:
+ * Three layouts, same answer:
  * - probabilistic or soft maps (`weights`, one array over the masked voxels per region):
  *   stored sparsely (index + weight of the non-zero voxels), because 400 dense maps over
  *   200 k voxels would be 320 MB while each parcel covers a few hundred voxels;
+ * - the same maps already sparse (`sparse`: positions and weights per region, as an atlas
+ *   keeps them, server/io/atlas.ts), taken without a dense copy;
  * - label atlases (`labelOfVoxel`, one region index per masked voxel, −1 for none): one pass over
  *   V with a running sum and count per region, the fast path for hard parcellations.
  * A region whose usable weight sums to 0 (empty, or all its voxels NaN in this volume) gives
@@ -18,6 +20,13 @@ export type BrainFeaturesOptions =
   | {
       /** One map per region over the masked voxels (length V each); zeros are skipped. */
       weights: ArrayLike<number>[];
+      normalize?: 'mean';
+    }
+  | {
+      /** Per region, positions in the masked voxel vector and their weights (zero weights are skipped). */
+      sparse: { voxels: ArrayLike<number>; values: ArrayLike<number> }[];
+      /** Masked voxels per volume (V). */
+      voxels: number;
       normalize?: 'mean';
     }
   | {
@@ -57,6 +66,26 @@ export class BrainFeatures {
       this.labels = labels;
       this.voxels = labels.length;
       this.regions = regions;
+    } else if ('sparse' in options) {
+      const { sparse, voxels: V } = options;
+      if (sparse.length === 0) throw new SyncactError('ENGINE_BAD_INPUT', 'brainFeatures: needs at least one region map');
+      if (!Number.isInteger(V) || V < 1) throw new SyncactError('ENGINE_BAD_INPUT', `brainFeatures: voxels must be a positive integer, got ${V}`);
+      this.maps = sparse.map(({ voxels: at, values }, r) => {
+        if (at.length !== values.length) {
+          throw new SyncactError('ENGINE_BAD_INPUT', `brainFeatures: map ${r} lists ${at.length} voxels but ${values.length} weights`);
+        }
+        const keep: number[] = [];
+        for (let i = 0; i < at.length; i++) {
+          if (!Number.isInteger(at[i]) || at[i] < 0 || at[i] >= V) {
+            throw new SyncactError('ENGINE_BAD_INPUT', `brainFeatures: map ${r} lists voxel ${at[i]}, outside 0 … ${V - 1}`);
+          }
+          if (!Number.isFinite(values[i])) throw new SyncactError('ENGINE_BAD_INPUT', `brainFeatures: map ${r} has a non-finite weight at voxel ${at[i]}`);
+          if (values[i] !== 0) keep.push(i);
+        }
+        return { index: Int32Array.from(keep, (i) => at[i]), weight: Float64Array.from(keep, (i) => values[i]) };
+      });
+      this.voxels = V;
+      this.regions = sparse.length;
     } else {
       const { weights } = options;
       if (weights.length === 0) throw new SyncactError('ENGINE_BAD_INPUT', 'brainFeatures: needs at least one region map');

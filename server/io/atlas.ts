@@ -28,6 +28,7 @@
  * - No region left → ATLAS_NO_OVERLAP (the atlas and the data are not in the same space).
  */
 import { SyncactError } from '../errors.ts';
+import { BrainFeatures, type BrainFeaturesOptions } from '../engine/brainFeatures.ts';
 import { readLabelTable, type LabelEntry } from './labels.ts';
 import { maskCount } from './mask.ts';
 import { openNifti } from './nifti/read.ts';
@@ -329,24 +330,21 @@ export async function loadAtlas(options: LoadAtlasOptions): Promise<Atlas> {
 }
 
 /**
- * Region signals of one masked volume: for each region, Σ w·y / Σ |w| over its voxels
- * (for labels the plain mean, as nilearn's `NiftiLabelsMasker(strategy='mean')`; for
- * non-negative maps the weighted mean).
+ * The atlas as the engine's brain features (server/engine/brainFeatures.ts computes the
+ * region signals, Σ w·y / Σ w over the non-NaN voxels: for labels the plain mean, as
+ * nilearn's `NiftiLabelsMasker(strategy='mean')`; for maps the weighted mean): a labels
+ * atlas through its one-pass label path, a maps atlas through its sparse weights as they
+ * are (no dense copy of each map).
  */
-export function regionMeans(atlas: Atlas, masked: ArrayLike<number>, out: Float64Array = new Float64Array(atlas.weights.length)): Float64Array {
-  if (masked.length !== atlas.maskedVoxels) {
-    throw new SyncactError('ENGINE_BAD_INPUT', `masked volume has ${masked.length} values, the atlas was built for ${atlas.maskedVoxels}`);
-  }
-  atlas.weights.forEach(({ voxels, values }, r) => {
-    let s = 0;
-    let w = 0;
-    for (let t = 0; t < voxels.length; t++) {
-      s += values[t] * masked[voxels[t]];
-      w += Math.abs(values[t]);
-    }
-    out[r] = s / w;
-  });
-  return out;
+export function brainFeaturesOptions(atlas: Atlas): BrainFeaturesOptions {
+  return atlas.regionOfVoxel
+    ? { labelOfVoxel: atlas.regionOfVoxel, regions: atlas.weights.length }
+    : { sparse: atlas.weights, voxels: atlas.maskedVoxels };
+}
+
+/** A BrainFeatures for the atlas (see brainFeaturesOptions). */
+export function brainFeaturesFromAtlas(atlas: Atlas): BrainFeatures {
+  return new BrainFeatures(brainFeaturesOptions(atlas));
 }
 
 /** One region's weights as a dense vector over the masked voxels (0 elsewhere). */

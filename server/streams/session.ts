@@ -36,7 +36,7 @@ import type { FeatureExtractor } from '../engine/cnn/extractor.ts';
 import { validateModelSpec, type ModelSpec } from '../engine/cnn/modelSpec.ts';
 import type { UnitReductionSpec } from '../engine/cnn/unitReduction.ts';
 import type { FrameSource } from '../engine/cnn/unitSeries.ts';
-import { atlasFromLabels, denseWeights, loadAtlas, type Atlas } from '../io/atlas.ts';
+import { atlasFromLabels, brainFeaturesOptions, denseWeights, loadAtlas, type Atlas } from '../io/atlas.ts';
 import { computeEpiMaskFromFile } from '../io/epiMask.ts';
 import { FeatureCache } from '../io/featureCache.ts';
 import { loadMask, maskIndices } from '../io/mask.ts';
@@ -373,12 +373,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     const V = p.indices.length;
     const extrasWidth = cosineDriftOrder(trCount, tr, settings.highPassHz) + 1;
     const extras = (k: number) => dctRow(k, trCount, tr, settings.highPassHz);
-    const regions = p.atlas ? p.atlas.names.length : 1;
-    const atlasOption: CouplingEngineOptions['atlas'] = p.atlas?.regionOfVoxel
-      ? { labelOfVoxel: p.atlas.regionOfVoxel, regions }
-      : p.atlas
-        ? { weights: p.atlas.names.map((_, r) => denseWeights(p.atlas as Atlas, r)) }
-        : { labelOfVoxel: new Int32Array(V), regions: 1 };
+    const atlasOption: CouplingEngineOptions['atlas'] = p.atlas ? brainFeaturesOptions(p.atlas) : { labelOfVoxel: new Int32Array(V), regions: 1 };
     const shifts = nullShifts(settings.nulls, settings.window, trCount);
     const networks = Math.max(0, options.networks ?? 8);
     const layers = cnn.layout.layers.map((l, i) => ({

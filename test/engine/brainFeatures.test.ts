@@ -62,6 +62,43 @@ describe('BrainFeatures', () => {
     for (let r = 0; r < R; r++) expect(out[r]).toBeCloseTo(ref[r], 9);
   });
 
+  it('sparse maps (positions and weights, as atlases keep them) give what their dense form gives', () => {
+    const sparse = soft.map((w) => {
+      const voxels: number[] = [];
+      const values: number[] = [];
+      w.forEach((x, v) => {
+        if (x !== 0 || v % 50 === 0) {
+          voxels.push(v);
+          values.push(x); // a few explicit zeros: skipped like the dense path's
+        }
+      });
+      return { voxels: Uint32Array.from(voxels), values: Float32Array.from(values) };
+    });
+    const bySparse = new BrainFeatures({ sparse, voxels: V });
+    const byDense = new BrainFeatures({ weights: soft });
+    expect([bySparse.voxels, bySparse.regions]).toEqual([V, R]);
+    for (let seed = 10; seed < 13; seed++) {
+      const y = volume(seed);
+      const a = bySparse.extract(y);
+      const b = byDense.extract(y);
+      const ref = batch(soft, y);
+      for (let r = 0; r < R; r++) {
+        expect(a[r]).toBe(b[r]);
+        expect(a[r]).toBeCloseTo(ref[r], 9);
+      }
+    }
+  });
+
+  it('sparse maps: positions outside the volume, mismatched lengths and non-finite weights are typed errors', () => {
+    const one = (voxels: number[], values: number[]) => () => new BrainFeatures({ sparse: [{ voxels, values }], voxels: 4 });
+    expect(one([0, 4], [1, 1])).toThrowError(/map 0 lists voxel 4, outside 0 … 3/);
+    expect(one([0, 1.5], [1, 1])).toThrowError(SyncactError);
+    expect(one([0, 1], [1])).toThrowError(/2 voxels but 1 weights/);
+    expect(one([0, 1], [1, NaN])).toThrowError(/non-finite weight at voxel 1/);
+    expect(() => new BrainFeatures({ sparse: [], voxels: 4 })).toThrowError(SyncactError);
+    expect(() => new BrainFeatures({ sparse: [{ voxels: [0], values: [1] }], voxels: 4 }).extract(new Float32Array(5))).toThrowError(/expected 4/);
+  });
+
   it('a region whose voxels are all NaN gives NaN, the others are unaffected', () => {
     const f = new BrainFeatures({ labelOfVoxel: Int32Array.of(0, 0, 1, 1, -1), regions: 2 });
     expect(Array.from(f.extract(Float64Array.of(NaN, NaN, 2, 4, 100)))).toEqual([NaN, 3]);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { atlasFromLabels, atlasFromMaps, denseWeights, loadAtlas, regionMeans, type Atlas } from '../../server/io/atlas.ts';
+import { atlasFromLabels, atlasFromMaps, brainFeaturesFromAtlas, brainFeaturesOptions, denseWeights, loadAtlas, type Atlas } from '../../server/io/atlas.ts';
 import { applyMask, maskIndices } from '../../server/io/mask.ts';
 import { resampleNearest, resampleTrilinear } from '../../server/io/resample.ts';
 import { writeNifti } from '../../server/io/nifti/write.ts';
@@ -161,11 +161,14 @@ describe('atlasFromLabels', () => {
     );
   });
 
-  it('regionMeans is the plain mean of each label inside the mask', () => {
+  it('as brain features: the plain mean of each label inside the mask, by the label path', () => {
     const atlas = atlasFromLabels({ labels: labelVolume(), grid: atlasGrid, table, target: data, mask });
+    expect('labelOfVoxel' in brainFeaturesOptions(atlas)).toBe(true);
     const rng = createRng(8);
     const y = Float32Array.from({ length: idx.length }, () => rng.normal());
-    const means = regionMeans(atlas, y);
+    const features = brainFeaturesFromAtlas(atlas);
+    expect(features.regions).toBe(atlas.names.length);
+    const means = features.extract(y);
     atlas.weights.forEach((_, r) => {
       let s = 0;
       let c = 0;
@@ -177,7 +180,7 @@ describe('atlasFromLabels', () => {
       }
       expect(means[r]).toBeCloseTo(s / c, 12);
     });
-    expect(() => regionMeans(atlas, new Float32Array(3))).toThrow(SyncactError);
+    expect(() => features.extract(new Float32Array(3))).toThrow(SyncactError);
   });
 });
 
@@ -209,10 +212,12 @@ describe('atlasFromMaps', () => {
     });
   });
 
-  it('regionMeans is the weighted mean Σwy/Σw', () => {
+  it('as brain features: the weighted mean Σwy/Σw, from the sparse weights', () => {
     const atlas = atlasFromMaps({ maps, grid: atlasGrid, target: data, mask });
+    const options = brainFeaturesOptions(atlas);
+    expect('sparse' in options && options.sparse === atlas.weights).toBe(true);
     const y = Float64Array.from({ length: idx.length }, () => rng.normal());
-    const means = regionMeans(atlas, y);
+    const means = brainFeaturesFromAtlas(atlas).extract(y);
     atlas.weights.forEach((_, r) => {
       const w = denseWeights(atlas, r);
       let s = 0;
