@@ -1,7 +1,8 @@
 /**
  * Opening sessions from files: a session given by flags (its movie decoded by ffmpeg)
- * against the same session's in-memory frames; the TR rules; and a live folder of 3D
- * volumes giving the same states as the 4D file.
+ * against the same session's in-memory frames; the TR and movie-length rules (the lockstep
+ * plan's, --stop-at-movie-end included); and a live folder of 3D volumes giving the
+ * same states as the 4D file.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -109,6 +110,16 @@ describe('openSession', () => {
       expect(s.inputs.trCount).toBe(60);
     } finally {
       await s.close();
+    }
+    // --stop-at-movie-end: the lockstep's stopAtMovieEnd, the replay ends with the movie's last TR.
+    const stopped = await openSession({ session: file }, opts({ acceptTrMismatch: true, stopAtMovieEnd: true }));
+    try {
+      expect(stopped.inputs.trCount).toBe(30);
+      expect(stopped.info.trCount).toBe(30);
+      expect(stopped.warnings.join('\n')).toMatch(/stopping after TR 29, as asked/);
+      expect(stopped.warnings.join('\n')).not.toMatch(/carry no frames/);
+    } finally {
+      await stopped.close();
     }
   });
 
