@@ -5,5 +5,6 @@ import { fixtures } from './fixtures.ts';
 import { analyze } from './analyze.ts';
 import { replay } from './replay.ts';
 import { demo } from './demo.ts';
+import { compare } from './compare.ts';
 
-export const commands: Command[] = [fixtures, inspect, replay, analyze, demo];
+export const commands: Command[] = [fixtures, inspect, replay, analyze, compare, demo];
