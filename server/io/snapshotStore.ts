@@ -434,10 +434,15 @@ function identityDifference(stored: Record<string, unknown>, current: Record<str
   };
   const a = flat(stored, '', new Map());
   const b = flat(current, '', new Map());
+  const diffs: string[] = [];
   for (const k of [...new Set([...a.keys(), ...b.keys()])].sort()) {
-    if (a.get(k) !== b.get(k)) return `${k}: ${a.get(k) ?? 'absent'} in the snapshot, ${b.get(k) ?? 'absent'} now`;
+    const x = a.get(k) ?? 'absent';
+    const y = b.get(k) ?? 'absent';
+    // Long values (lists of names, hashes of file contents) are named, not printed.
+    if (x !== y) diffs.push(x.length + y.length <= 80 ? `${k}: ${x} in the snapshot, ${y} now` : `${k} differs`);
   }
-  return 'identity hashes differ';
+  if (diffs.length === 0) return 'identity hashes differ';
+  return diffs.length > 4 ? `${diffs.slice(0, 4).join('; ')}; and ${diffs.length - 4} more` : diffs.join('; ');
 }
 
 /** Throws STATE_MISMATCH unless the stored state belongs to `identity`. */
