@@ -296,7 +296,7 @@ describe('StateDir', () => {
     const e = await expectCode(new StateDir(dir).latest(other), 'STATE_MISMATCH', /parameters\.networks: 8 in the snapshot, 4 now/);
     expect(e.file).toBe(join(dir, stateFileName(10)));
     const otherText = await sessionIdentity({ text: '{"fmri":"other.nii.gz"}', parameters: { window: 30, networks: 8 } });
-    await expectCode(new StateDir(dir).latest(otherText), 'STATE_MISMATCH', /text:/);
+    await expectCode(new StateDir(dir).latest(otherText), 'STATE_MISMATCH', /text differs/);
   });
 
   it('the identity follows input files (size, mtime) and is independent of key order', async () => {
