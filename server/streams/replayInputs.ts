@@ -20,7 +20,7 @@ export interface VolumeSource {
 }
 
 export interface ReplayInputs {
-  /** TRs in the replay: the shorter of the run and the unit responses (see session.ts). */
+  /** TRs in the replay: the lockstep plan's TR count (planLockstep, via session.ts). */
   trCount: number;
   /** Seconds per TR. */
   tr: number;
