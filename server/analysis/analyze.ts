@@ -43,6 +43,10 @@ export interface AnalysisSeries {
   coupling: Float32Array[];
   /** Linear CKA per layer, per TR. */
   cka: Float32Array[];
+  /** HRF-convolved unit responses (units then regressors), per TR. */
+  unitResponses: Float32Array[];
+  /** Brain feature values, per TR. */
+  features: Float32Array[];
 }
 
 export interface AnalyzeOptions {
@@ -55,7 +59,7 @@ export interface AnalyzeOptions {
    */
   stopAfter?: number;
   /**
-   * Keep every TR's coupling and CKA (AnalysisRun.series). Off by default: at hcp7t size it
+   * Keep every TR's coupling, CKA, unit responses and features (AnalysisRun.series). Off by default: at hcp7t size it
    * is units × features × TRs floats, which a benchmark does not want.
    */
   keepSeries?: boolean;
@@ -71,7 +75,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   let annotations: AnnotationRow[] = [];
   let peak = process.memoryUsage.rss();
   let trs = 0;
-  const series: AnalysisSeries | null = options.keepSeries ? { trs: [], coupling: [], cka: [] } : null;
+  const series: AnalysisSeries | null = options.keepSeries ? { trs: [], coupling: [], cka: [], unitResponses: [], features: [] } : null;
   const t0 = performance.now();
   await lastValueFrom(
     runPipeline({
@@ -93,6 +97,8 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
           series.trs.push(t.state.tr);
           series.coupling.push(t.state.coupling.slice());
           series.cka.push(t.state.cka.slice());
+          series.unitResponses.push(t.state.unitResponses.slice());
+          series.features.push(t.state.features.slice());
         }
         for (const [k, v] of Object.entries(t.state.telemetry.stageMs)) totals[k] = (totals[k] ?? 0) + v;
         peak = Math.max(peak, process.memoryUsage.rss());

@@ -14,6 +14,7 @@ import { regressorLayer } from './tables.ts';
 import { SOFTWARE_VERSION } from './version.ts';
 
 const WIDTH = 1100;
+const MAX_HOVER_CELLS = 20_000;
 
 export function htmlReport(c: AnalysisContent): string {
   const { info } = c;
@@ -22,7 +23,7 @@ export function htmlReport(c: AnalysisContent): string {
     section('Coupling matrix', couplingMatrix(c), `Sliding-window Pearson r (window ${esc(String(settingOf(c, 'window')))} TRs) between each unit's HRF-convolved response and each brain feature at the last TR (${lastTr}). Dots: significant at that TR (circular-shift nulls, BH q ≤ ${esc(String(settingOf(c, 'fdrQ')))}). Grey: undefined.`),
     section('Which networks each layer maps to', layerSummary(c) + annotationTable(c), 'Bars: for each layer, the share of its units whose strongest coupling (largest |r| at the last TR) is with each atlas network. Table: each GLM regressor\'s synchronized map (t-map) annotated with the template it matches best (spatial correlation), with its null p-value and BH q.'),
     section('Layer similarity (CKA) by depth', ckaByDepth(c) + ckaOverTime(c), 'Linear CKA between each layer\'s unit responses and the brain features, over the TRs seen so far; layers in tap order (shallow to deep).'),
-    section('Timelines of the strongest pairs', timelines(c), 'Sliding-window r of the most consistently significant pairs over the run (when none was significant, the largest |r| at the last TR, marked "not significant").'),
+    section('Timelines of the strongest pairs', timelines(c), 'For the most consistently significant pair of each brain feature (when none was significant, the largest |r| at the last TR, marked "not significant"): the sliding-window r over the run, and below it the two series it correlates, each z-scored over the run.'),
   ];
   const summary = [
     ['session', info.name],
@@ -77,13 +78,17 @@ function couplingMatrix(c: AnalysisContent): string {
   const width = Math.ceil(left + cellW * U + 20);
   const height = Math.ceil(top + cellH * F + 110);
   const parts: string[] = [];
+  // Hover labels cost ~60 bytes a cell: kept while the page stays small (a ResNet's
+  // thousands of units would otherwise make a report of many megabytes).
+  const hover = U * F <= MAX_HOVER_CELLS;
   for (let f = 0; f < F; f++) {
     parts.push(`<text x="${left - 6}" y="${px(top + (f + 0.5) * cellH)}" text-anchor="end" dominant-baseline="middle" font-size="11">${esc(info.features[f])}</text>`);
     for (let i = 0; i < U; i++) {
       const j = i * F + f;
       const x = left + i * cellW;
       const y = top + f * cellH;
-      parts.push(`<rect x="${px(x)}" y="${px(y)}" width="${px(cellW)}" height="${px(cellH)}" fill="${diverging(final.coupling[j])}"><title>${esc(unitName(c, i))} · ${esc(info.features[f])}: r = ${fmt(final.coupling[j])}</title></rect>`);
+      const tip = hover ? `<title>${esc(unitName(c, i))} · ${esc(info.features[f])}: r = ${fmt(final.coupling[j])}</title>` : '';
+      parts.push(`<rect x="${px(x)}" y="${px(y)}" width="${px(cellW)}" height="${px(cellH)}" fill="${diverging(final.coupling[j])}">${tip}</rect>`);
       if (final.significant[j]) parts.push(`<circle cx="${px(x + cellW / 2)}" cy="${px(y + cellH / 2)}" r="${px(Math.max(0.8, Math.min(cellW, cellH) / 4))}" fill="#000"/>`);
     }
   }
@@ -210,31 +215,80 @@ function ckaOverTime(c: AnalysisContent): string {
   return svg(f, body.join(''), 'CKA per layer over the run');
 }
 
-function timelines(c: AnalysisContent): string {
+/**
+ * The pairs to draw: the strongest coupled pair of each brain feature first (strongest
+ * first), so that four panels show four networks rather than four near-copies of one
+ * pair; then the next strongest. Without coupled pairs, the largest |r| at the last TR.
+ */
+export function timelinePairs(c: Pick<AnalysisContent, 'pairs' | 'final' | 'info'>, count = 4): { index: number; significant: boolean; fraction: number }[] {
   const F = c.info.features.length;
-  let picked: { index: number; title: string }[] = c.pairs.slice(0, 4).map((p) => ({ index: p.index, title: `${p.unit} · ${p.feature} (significant in ${Math.round(p.fraction * 100)}% of scored TRs)` }));
-  if (picked.length === 0) {
+  let ranked: { index: number; significant: boolean; fraction: number }[] = c.pairs.map((p) => ({ index: p.index, significant: true, fraction: p.fraction }));
+  if (ranked.length === 0) {
     const order = Array.from(c.final.coupling.keys()).filter((j) => Number.isFinite(c.final.coupling[j]));
     order.sort((a, b) => Math.abs(c.final.coupling[b]) - Math.abs(c.final.coupling[a]) || a - b);
-    picked = order.slice(0, 4).map((j) => ({ index: j, title: `${unitName(c, Math.floor(j / F))} · ${c.info.features[j % F]} (not significant)` }));
+    ranked = order.map((j) => ({ index: j, significant: false, fraction: NaN }));
   }
+  const picked: typeof ranked = [];
+  const features = new Set<number>();
+  for (const p of ranked) {
+    if (picked.length >= count) break;
+    if (!features.has(p.index % F)) {
+      features.add(p.index % F);
+      picked.push(p);
+    }
+  }
+  for (const p of ranked) {
+    if (picked.length >= count) break;
+    if (!picked.includes(p)) picked.push(p);
+  }
+  return picked;
+}
+
+function timelines(c: AnalysisContent): string {
+  const F = c.info.features.length;
+  const picked = timelinePairs(c);
   if (picked.length === 0) return '<p>No pair has a defined correlation yet (the run is shorter than the window).</p>';
   const times = c.series.trs.map((k) => k * c.info.tr);
   const tMax = Math.max(c.info.tr, times.at(-1) ?? 0);
   return picked
-    .map(({ index, title }) => {
-      const f = frame(WIDTH - 40, 190, { left: 56, top: 24, right: 16, bottom: 44 });
+    .map(({ index, significant, fraction }) => {
+      const unit = Math.floor(index / F);
+      const feature = index % F;
+      const title = `${unitName(c, unit)} · ${c.info.features[feature]} (${significant ? `significant in ${Math.round(fraction * 100)}% of scored TRs` : 'not significant'})`;
+      const f = frame(WIDTH - 40, 180, { left: 56, top: 24, right: 16, bottom: 40 });
       const x = scale(0, tMax, f.left, f.right);
       const y = scale(-1, 1, f.bottom, f.top);
-      const body = [
+      const top = [
         `<text x="${f.left}" y="14" font-size="12" font-weight="bold">${esc(title)}</text>`,
         axes(f, { scale: x, ticks: ticks(0, tMax, 8).map((v) => ({ value: v, label: String(v) })), label: 'time from run start (s)' }, { scale: y, ticks: [-1, -0.5, 0, 0.5, 1], label: 'sliding r' }),
         `<line x1="${f.left}" y1="${px(y(0))}" x2="${f.right}" y2="${px(y(0))}" stroke="#999" stroke-dasharray="3 3"/>`,
         polyline(times.map(x), c.series.coupling.map((v) => y(v[index])), '#D55E00', 1.8),
       ];
-      return svg(f, body.join(''), title);
+      // The two series themselves, z-scored over the run, so the r above can be read.
+      const u = zscore(c.series.unitResponses.map((v) => v[unit]));
+      const b = zscore(c.series.features.map((v) => v[feature]));
+      const lim = Math.max(2, ...u.filter(Number.isFinite).map(Math.abs), ...b.filter(Number.isFinite).map(Math.abs));
+      const g = frame(WIDTH - 40, 184, { left: 56, top: 22, right: 16, bottom: 40 });
+      const gx = scale(0, tMax, g.left, g.right);
+      const gy = scale(-lim, lim, g.bottom, g.top);
+      const bottom = [
+        axes(g, { scale: gx, ticks: ticks(0, tMax, 8).map((v) => ({ value: v, label: String(v) })), label: 'time from run start (s)' }, { scale: gy, ticks: ticks(-lim, lim, 4), label: 'z-score' }),
+        polyline(times.map(gx), u.map(gy), '#0072B2', 1.4),
+        polyline(times.map(gx), b.map(gy), '#E69F00', 1.4),
+        `<rect x="${g.right - 330}" y="6" width="12" height="3" fill="#0072B2"/><text x="${g.right - 314}" y="11" font-size="11">unit response (HRF-convolved)</text>`,
+        `<rect x="${g.right - 140}" y="6" width="12" height="3" fill="#E69F00"/><text x="${g.right - 124}" y="11" font-size="11">brain feature (BOLD)</text>`,
+      ];
+      return svg(f, top.join(''), title) + svg(g, bottom.join(''), `${title}: the two series`);
     })
     .join('');
+}
+
+/** z-score over the finite values (population SD); NaN stays NaN, a constant series gives 0. */
+function zscore(xs: number[]): number[] {
+  const ok = xs.filter(Number.isFinite);
+  const mean = ok.reduce((a, v) => a + v, 0) / Math.max(1, ok.length);
+  const sd = Math.sqrt(ok.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, ok.length));
+  return xs.map((v) => (Number.isFinite(v) ? (sd > 0 ? (v - mean) / sd : 0) : NaN));
 }
 
 function fmt(x: number): string {

@@ -22,7 +22,7 @@ describe('analysis tables', () => {
   });
 
   it('coupling time series: one column per pair, the value of that pair at each TR', () => {
-    const series = { trs: [0, 1, 2], coupling: [0, 1, 2].map((t) => Float32Array.from({ length: 6 }, (_, j) => (t === 0 ? NaN : t * 10 + j))), cka: [] };
+    const series = { trs: [0, 1, 2], coupling: [0, 1, 2].map((t) => Float32Array.from({ length: 6 }, (_, j) => (t === 0 ? NaN : t * 10 + j))), cka: [], unitResponses: [], features: [] };
     const text = couplingSeriesTable(series, 2, [
       { index: 3, unit: 'c1:1', feature: 'motion', r: 0, fraction: 1 },
       { index: 4, unit: 'c1:1', feature: 'visual', r: 0, fraction: 1 },
@@ -31,7 +31,7 @@ describe('analysis tables', () => {
   });
 
   it('CKA time series: a column per layer', () => {
-    const series = { trs: [5], coupling: [], cka: [Float32Array.of(0.25)] };
+    const series = { trs: [5], coupling: [], cka: [Float32Array.of(0.25)], unitResponses: [], features: [] };
     expect(ckaSeriesTable(series, 1, ['c1'])).toBe('tr\ttime\tc1\n5\t5\t0.25\n');
   });
 
