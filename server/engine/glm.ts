@@ -1,49 +1,54 @@
 /**
  * Synchronized FBN maps: the voxelwise GLM of every voxel on the same design (K unit
- * responses + intercept + drift [+ confounds], P columns), updated one TR at a time.
+ * responses, then intercept, drift [+ confounds]: P columns), updated one TR at a time.
  *
- * Algorithm: exact recursive least squares with ONE gain shared by all voxels.
- * - The design is the same for every voxel, so everything P×P is done once per TR in
- *   float64: Φ_k = λΦ_{k−1} + x xᵀ (= XᵀWX) and its Cholesky factor, updated by Givens
- *   rotations (O(P²); never a propagated inverse, which is what makes textbook RLS
- *   drift, and never a factor of the formed XᵀX, which squares the conditioning: see
- *   glmDense.ts), then q = xᵀΦ_{k−1}⁻¹x and the gain g = Φ_k⁻¹x = Φ_{k−1}⁻¹x/(λ+q).
- * - Per voxel it is then O(P): e = y − xᵀβ, β ← β + g·e, RSS ← λ·RSS + e²·λ/(λ+q).
- *   That is about P/4 times fewer flops than re-solving (XᵀX)⁻¹XᵀY every TR (O(P²V)),
- *   which would be exact too but ~17× slower at P = 69. The loop runs as a WebAssembly
- *   SIMD kernel (glmWasm.ts; the JavaScript one in glmBlock.ts is the fallback).
- * - It equals batch (weighted) least squares exactly in exact arithmetic once it starts
- *   from the exact solution: until Φ has full rank ("warm-up") the estimator keeps
- *   XᵀWy per voxel (float64, in the space the betas will use) and Σwy², and at the first
- *   full-rank TR it solves the normal equations once (O(P²V), 0.4 s at V = 200k, P = 69)
- *   — no δ·I prior, so there is nothing to forget.
- * - Betas are float64, voxel-major (V×P, 110 MB at V = 200k, P = 69). float32 storage
- *   was tried and fails the 1e-4 agreement with batch OLS: early in a run the drift
- *   columns are nearly collinear, the exact start has betas of order 1e4–1e6 in those
- *   directions, and their float32 rounding (6e-8 relative) lands as absolute errors of
- *   ~1e-2 on unit betas of order 1, which RLS only forgets slowly (like j/k). Measured on
- *   a test design (rank tolerance 1e-10): 3e-2 relative with float32, 1e-6 with float64
- *   (the JavaScript loop is compute-bound and no slower in float64; the SIMD kernel is
- *   bound by memory, 2 × 110 MB per TR). RSS and Σwy² are float64 sums too.
- * - If, with λ < 1, the forgotten design loses full rank, the estimator goes back to
- *   warm-up, rebuilding XᵀWy = Φβ exactly from the normal equations (O(P²V), rare).
+ * Algorithm: QR-based recursive least squares (the numerically stable form of RLS), with
+ * the orthogonal part shared by all voxels.
+ * - The design is the same for every voxel, so the P×P work is done once per TR in
+ *   float64: the upper-triangular R of the QR decomposition of the weighted design √W·X
+ *   is updated by P Givens rotations that fold the new row x into √λ·R (glmDense.ts).
+ * - Per voxel the state is z = Qᵀ√W·y (P values, float64, voxel-major) and the RSS. The
+ *   SAME rotations, applied to the pairs (√λ·z_i, y_v), give the new z and a rotated-out
+ *   residual e_v: RSS ← λ·RSS + e_v². O(P·V) per TR (glmBlock.ts), and at every TR the
+ *   state is exactly that of batch QR on the TRs so far, whatever the conditioning: no
+ *   normal equations, no warm-up solve, no betas carried from TR to TR. (The Cholesky/RLS
+ *   estimator this replaced carried β ← β + g·e from an exact start on the normal
+ *   equations, where betas of order 1e4–1e6 in nearly collinear drift directions left
+ *   errors up to 1.6e-3 relative early in a run, and had to wait for full rank.)
+ * - Read-outs solve with R on demand: β_j = uᵀz with Rᵀu = e_j (one shared triangular
+ *   solve, then O(P·V)); t_j = β_j / √(σ²·(Φ⁻¹Φ₂Φ⁻¹)_jj) with Φ⁻¹ = R⁻¹R⁻ᵀ and Φ₂ = R₂ᵀR₂,
+ *   R₂ the same QR update with weights squared (λ² per TR; R₂ = R when λ = 1), so that
+ *   (Φ⁻¹Φ₂Φ⁻¹)_jj = ‖R₂R⁻¹u‖² and tr(Φ⁻¹Φ₂) = ‖R₂R⁻¹‖_F² never form a normal matrix
+ *   either: a formed Φ₂ cost 7e-3 relative on the t of nearly collinear drift columns.
+ *
+ * Early in a run, before the drift columns are identifiable, unit maps are the fit
+ * without them. Columns are taken in design order; `identifiableColumns` (r) counts the
+ * leading columns that each keep more than `rankTolerance` of their energy outside the
+ * span of the earlier ones. R's leading r×r block and z's first r values ARE the QR of
+ * the design restricted to those r columns, so betas and t of a column j < r are the
+ * exact OLS fit of that restricted model (its RSS is RSS + Σ_{i≥r} z_i², its df
+ * Σw − tr(Φ_r⁻¹Φ₂_r)); columns j ≥ r read NaN. The coupling engine puts the unit
+ * responses first and intercept/drift last (coupling.ts), so on the 300-TR demo the unit
+ * maps appear a few TRs after the K-th, long before the slow cosines separate. Once
+ * r = P (`fitted`) the read-outs are the full model's. rss() and degreesOfFreedom()
+ * describe the full model only (NaN before full rank).
  *
  * Forgetting λ ∈ (0, 1]: TR t gets weight λ^{k−t} at TR k; λ = 1 is ordinary least
  * squares. rss() is the weighted Σ w r². The t statistic treats the weights as a window
  * over homoscedastic noise (not as inverse variances): Var β̂ = σ²·Φ⁻¹Φ₂Φ⁻¹ with
- * Φ₂ = XᵀW²X, σ̂² = RSS / df, effective df = Σw − tr(Φ⁻¹Φ₂) (the unbiased choice).
- * With λ = 1 these are the textbook σ²(XᵀX)⁻¹_jj and T − P.
+ * Φ = XᵀWX, Φ₂ = XᵀW²X, σ̂² = RSS / df, effective
+ * df = Σw − tr(Φ⁻¹Φ₂) (the unbiased choice). With λ = 1 these are the textbook
+ * σ²(XᵀX)⁻¹_jj and T − P. With λ < 1 a column may stop being identifiable (forgotten
+ * design) and becomes so again later; the QR state needs no special handling for that.
  *
- * Undefined read-outs are NaN and never throw: every read-out before full rank (here:
- * every column keeps more than `rankTolerance`, by default 1e-6, of its weighted energy
- * outside the span of the earlier ones; glmDense.ts explains the choice); t before
- * df > 0; t of a voxel fit exactly (RSS ≤ 1e-13·Σwy², e.g. a constant voxel: σ² = 0);
- * and every read-out of a voxel that has seen a NaN or ±Infinity sample — such a voxel no
- * longer shares the design (a sample is missing), so it is frozen and reported as NaN
- * from that TR on, without touching any other voxel.
+ * Undefined read-outs are NaN and never throw: columns j ≥ r; t where df ≤ 0; t of a
+ * voxel fit exactly (RSS ≤ 1e-13·Σwy², e.g. a constant voxel: σ² = 0); and every read-out
+ * of a voxel that has seen a NaN or ±Infinity sample — such a voxel no longer shares the
+ * design (a sample is missing), so it is frozen and reported as NaN from that TR on,
+ * without touching any other voxel.
  *
  * Workers: with `workers` ≥ 1 the voxels are split in blocks over worker threads sharing
- * the state through one shared memory (glmPool.ts); update() stays synchronous (the
+ * the state through one SharedArrayBuffer (glmPool.ts); update() stays synchronous (the
  * calling thread sleeps in Atomics.wait). Results are bitwise identical to in-thread.
  * Call dispose() to stop them (they are unref'd, so a forgotten dispose() does not keep
  * the process alive).
@@ -54,15 +59,21 @@
 import { availableParallelism } from 'node:os';
 import { SyncactError } from '../errors.ts';
 import type { Estimator, EstimatorSnapshot } from './estimator.ts';
-import { EXACT_FIT, RANK_TOLERANCE, choleskySolve, fullRank, givensUpdate, scaleAddOuter } from './glmDense.ts';
+import {
+  EXACT_FIT,
+  RANK_TOLERANCE,
+  identifiableColumns,
+  qrRowUpdate,
+  solveUpper,
+  solveUpperTransposed,
+} from './glmDense.ts';
 import {
   GlmCommand,
   PARAM_LAMBDA,
-  PARAM_RSS_FACTOR,
-  paramGain,
-  paramMatrix,
-  paramUpper,
-  paramX,
+  paramCos,
+  paramCosScaled,
+  paramSin,
+  paramSinScaled,
   createGlmState,
   runGlmBlock,
   type GlmArrays,
@@ -75,15 +86,14 @@ export { EXACT_FIT, RANK_TOLERANCE } from './glmDense.ts';
 export interface GlmOptions {
   /** V: voxels per volume (masked). */
   voxels: number;
-  /** P: all design columns, including intercept, drift and confounds. */
+  /** P: all design columns, unit responses first, then intercept, drift and confounds. */
   regressors: number;
   /** λ ∈ (0, 1], default 1 (ordinary least squares). */
   forgetting?: number;
   /**
-   * How independent each column must be of the earlier ones before the fit is reported
-   * (its fraction of energy outside their span, 1/VIF against them); default
-   * RANK_TOLERANCE = 1e-6, chosen for agreement with batch QR to 1e-4 (see glmDense.ts).
-   * Smaller values show maps earlier on designs with slow drifts, less accurately at first.
+   * How independent each column must be of the earlier ones before it is read out (its
+   * fraction of energy outside their span, 1/VIF against them); default
+   * RANK_TOLERANCE = 1e-10 (see glmDense.ts for the measurement behind it).
    */
   rankTolerance?: number;
   /**
@@ -97,7 +107,8 @@ export interface GlmOptions {
 const WORKERS_FROM_VOXELS = 20_000;
 
 const SNAPSHOT_KIND = 'glm';
-const SNAPSHOT_VERSION = 1;
+/** 2: QR state (R, z); version 1 held the Cholesky/RLS state (betas, Xᵀy). */
+const SNAPSHOT_VERSION = 2;
 
 function badInput(message: string): SyncactError {
   return new SyncactError('ENGINE_BAD_INPUT', `VoxelwiseGlm: ${message}`);
@@ -112,19 +123,22 @@ export class VoxelwiseGlm implements Estimator {
   private trs = 0;
   /** Σ w_t. */
   private weightSum = 0;
-  /** Φ = XᵀWX and Φ₂ = XᵀW²X (P×P). */
-  private phi: Float64Array;
-  private phi2: Float64Array;
-  /** Lower Cholesky factor of phi (Givens-updated every TR, valid through rank deficiency). */
-  private factor: Float64Array;
-  private nextPhi: Float64Array;
-  private fittedState = false;
+  /** R of √W·X (P×P upper triangular, row-major). */
+  private readonly factor: Float64Array;
+  /** Σ w x_j² per column: the reference for the identifiability test. */
+  private readonly energy: Float64Array;
+  /** R₂ of W·X (weights squared), Φ₂ = R₂ᵀR₂: for the effective df and variances under forgetting. */
+  private readonly factor2: Float64Array;
+  private readonly scratchCos: Float64Array;
+  private readonly scratchSin: Float64Array;
+  /** Identifiable leading columns after the last update. */
+  private rank = 0;
   private readonly arrays: GlmArrays;
   private readonly params: Float64Array;
   private pool: GlmWorkerPool | null = null;
   private disposed = false;
-  private readonly scratch: Float64Array;
-  /** Cached per TR: df and the variance factor of each column for tmap(). */
+  private readonly work: Float64Array;
+  /** Cached per TR: df of the restricted model and the variance factor of each column for tmap(). */
   private statsAt = -1;
   private dfCache = NaN;
   private readonly varianceCache: Float64Array;
@@ -147,11 +161,12 @@ export class VoxelwiseGlm implements Estimator {
     this.forgetting = forgetting;
     this.rankTolerance = rankTolerance;
     const p = regressors;
-    this.phi = new Float64Array(p * p);
-    this.phi2 = new Float64Array(p * p);
     this.factor = new Float64Array(p * p);
-    this.nextPhi = new Float64Array(p * p);
-    this.scratch = new Float64Array(p);
+    this.energy = new Float64Array(p);
+    this.factor2 = new Float64Array(p * p);
+    this.scratchCos = new Float64Array(p);
+    this.scratchSin = new Float64Array(p);
+    this.work = new Float64Array(p);
     this.varianceCache = new Float64Array(p);
     const state = createGlmState(voxels, p, workers > 0);
     this.params = state.params;
@@ -165,9 +180,17 @@ export class VoxelwiseGlm implements Estimator {
     return this.trs;
   }
 
-  /** True once the design has full rank and the read-outs are defined. */
+  /** True once every column is identifiable: the read-outs are the full model's. */
   get fitted(): boolean {
-    return this.fittedState;
+    return this.rank === this.regressors;
+  }
+
+  /**
+   * r: how many leading columns are identifiable now (0..P). betas/tmap of columns j < r
+   * are the fit of the design restricted to those r columns (all P once `fitted`).
+   */
+  get identifiableColumns(): number {
+    return this.rank;
   }
 
   /** Worker threads in use (0 = in-thread). */
@@ -188,51 +211,22 @@ export class VoxelwiseGlm implements Estimator {
       if (!Number.isFinite(x[j])) throw badInput(`design row value ${j} is ${x[j]} (the design must be finite)`);
     }
     const lambda = this.forgetting;
+    const params = this.params;
     this.arrays.y.set(y);
-    this.params.set(x, paramX(p));
-    const wasFitted = this.fittedState;
-    if (wasFitted) {
-      // Gain from the factor of Φ_{k−1} (Sherman–Morrison: no cancellation, λ + q > 0).
-      const u = this.scratch;
-      choleskySolve(this.factor, p, x, u);
-      let q = 0;
-      for (let j = 0; j < p; j++) q += x[j] * u[j];
-      const go = paramGain(p);
-      for (let j = 0; j < p; j++) this.params[go + j] = u[j] / (lambda + q);
-      this.params[PARAM_RSS_FACTOR] = lambda / (lambda + q);
+    const cos = params.subarray(paramCos(p), paramCos(p) + p);
+    const sin = params.subarray(paramSin(p), paramSin(p) + p);
+    qrRowUpdate(this.factor, p, lambda, x, cos, sin, this.work);
+    const root = Math.sqrt(lambda);
+    for (let i = 0; i < p; i++) {
+      params[paramCosScaled(p) + i] = cos[i] * root;
+      params[paramSinScaled(p) + i] = sin[i] * root;
     }
-    const nextPhi = this.nextPhi;
-    nextPhi.set(this.phi);
-    scaleAddOuter(nextPhi, p, lambda, x);
-    givensUpdate(this.factor, p, lambda, x, this.scratch);
-    const rankOk = fullRank(this.factor, nextPhi, p, this.rankTolerance);
-
-    if (!wasFitted) {
-      this.run(GlmCommand.Accumulate);
-      if (rankOk) {
-        const lo = paramMatrix(p);
-        const uo = paramUpper(p);
-        for (let i = 0; i < p; i++) {
-          for (let k = 0; k < p; k++) {
-            this.params[lo + i * p + k] = this.factor[i * p + k];
-            this.params[uo + k * p + i] = this.factor[i * p + k];
-          }
-        }
-        this.run(GlmCommand.Init);
-        this.fittedState = true;
-      }
-    } else if (rankOk) {
-      this.run(GlmCommand.Rls);
-    } else {
-      // Only reachable with λ < 1: the forgotten design lost rank. Back to warm-up.
-      this.params.set(this.phi, paramMatrix(p));
-      this.run(GlmCommand.Reenter);
-      this.fittedState = false;
-    }
-    [this.phi, this.nextPhi] = [nextPhi, this.phi];
-    scaleAddOuter(this.phi2, p, lambda * lambda, x);
+    this.run(GlmCommand.Rotate);
+    for (let j = 0; j < p; j++) this.energy[j] = lambda * this.energy[j] + x[j] * x[j];
+    qrRowUpdate(this.factor2, p, lambda * lambda, x, this.scratchCos, this.scratchSin, this.work);
     this.weightSum = lambda * this.weightSum + 1;
     this.trs++;
+    this.rank = identifiableColumns(this.factor, this.energy, p, this.rankTolerance);
   }
 
   /** Column `column` of the betas, one value per voxel (NaN where undefined). */
@@ -240,10 +234,21 @@ export class VoxelwiseGlm implements Estimator {
     this.checkUsable();
     this.checkColumn(column);
     const o = this.output(out);
-    if (!this.fittedState) return o.fill(NaN);
-    const { betas, invalid } = this.arrays;
+    const r = this.rank;
+    if (column >= r) return o.fill(NaN);
+    const u = this.readoutWeights(column);
+    const { z, invalid } = this.arrays;
     const p = this.regressors;
-    for (let v = 0, i = column; v < this.voxels; v++, i += p) o[v] = invalid[v] ? NaN : betas[i];
+    for (let v = 0; v < this.voxels; v++) {
+      if (invalid[v]) {
+        o[v] = NaN;
+        continue;
+      }
+      const base = v * p;
+      let b = 0;
+      for (let i = column; i < r; i++) b += u[i] * z[base + i];
+      o[v] = b;
+    }
     return o;
   }
 
@@ -252,32 +257,45 @@ export class VoxelwiseGlm implements Estimator {
     this.checkUsable();
     this.checkColumn(column);
     const o = this.output(out);
-    const df = this.degreesOfFreedom();
-    if (!this.fittedState || !(df > 0)) return o.fill(NaN);
+    const r = this.rank;
+    if (column >= r) return o.fill(NaN);
+    if (this.statsAt !== this.trs) this.computeStats();
+    const df = this.dfCache;
+    if (!(df > 0)) return o.fill(NaN);
     const scale = this.varianceCache[column] / df;
-    const { betas, rss, syy, invalid } = this.arrays;
+    const u = this.readoutWeights(column);
+    const { z, rss, syy, invalid } = this.arrays;
     const p = this.regressors;
-    for (let v = 0, i = column; v < this.voxels; v++, i += p) {
-      const r = rss[v];
-      o[v] = invalid[v] || !(r > EXACT_FIT * syy[v]) ? NaN : betas[i] / Math.sqrt(r * scale);
+    for (let v = 0; v < this.voxels; v++) {
+      if (invalid[v]) {
+        o[v] = NaN;
+        continue;
+      }
+      const base = v * p;
+      let b = 0;
+      for (let i = column; i < r; i++) b += u[i] * z[base + i];
+      // The restricted model leaves z_r..z_{P−1} unexplained too.
+      let res = rss[v];
+      for (let i = r; i < p; i++) res += z[base + i] * z[base + i];
+      o[v] = !(res > EXACT_FIT * syy[v]) ? NaN : b / Math.sqrt(res * scale);
     }
     return o;
   }
 
-  /** Weighted residual sum of squares per voxel (NaN where undefined). */
+  /** Weighted residual sum of squares of the full model per voxel (NaN before full rank and where undefined). */
   rss(out?: Float64Array): Float64Array {
     this.checkUsable();
     const o = out ?? new Float64Array(this.voxels);
     if (o.length !== this.voxels) throw badInput(`output has ${o.length} values, expected ${this.voxels}`);
-    if (!this.fittedState) return o.fill(NaN);
+    if (!this.fitted) return o.fill(NaN);
     const { rss, invalid } = this.arrays;
     for (let v = 0; v < this.voxels; v++) o[v] = invalid[v] ? NaN : rss[v];
     return o;
   }
 
-  /** Effective residual degrees of freedom Σw − tr(Φ⁻¹Φ₂) (T − P when λ = 1); NaN before full rank. */
+  /** Effective residual degrees of freedom Σw − tr(Φ⁻¹Φ₂) of the full model (T − P when λ = 1); NaN before full rank. */
   degreesOfFreedom(): number {
-    if (!this.fittedState) return NaN;
+    if (!this.fitted) return NaN;
     if (this.statsAt !== this.trs) this.computeStats();
     return this.dfCache;
   }
@@ -295,18 +313,15 @@ export class VoxelwiseGlm implements Estimator {
         rankTolerance: this.rankTolerance,
         count: this.trs,
         weightSum: this.weightSum,
-        fitted: this.fittedState ? 1 : 0,
       },
       arrays: {
-        phi: this.phi.slice(),
-        phi2: this.phi2.slice(),
         factor: this.factor.slice(),
-        // One V×P array holds the betas when fitted and Xᵀy in warm-up (glmBlock.ts).
-        betas: this.fittedState ? a.betas.slice() : new Float64Array(0),
+        energy: this.energy.slice(),
+        factor2: this.factor2.slice(),
+        z: a.z.slice(),
         rss: a.rss.slice(),
         syy: a.syy.slice(),
         invalid: a.invalid.slice(),
-        xty: this.fittedState ? new Float64Array(0) : a.betas.slice(),
       },
     };
   }
@@ -329,37 +344,37 @@ export class VoxelwiseGlm implements Estimator {
           `${this.forgetting}, ${this.rankTolerance}`,
       );
     }
+    if (!Number.isInteger(sc.count) || sc.count < 0 || !(sc.weightSum >= 0)) {
+      throw mismatch(`snapshot has count ${sc.count} and weight sum ${sc.weightSum}`);
+    }
     const p = this.regressors;
     const v = this.voxels;
-    const fitted = sc.fitted === 1;
     const arr = s.arrays;
     const expect = (name: string, ctor: Function, length: number) => {
       const a = arr[name];
       if (!(a instanceof ctor) || a.length !== length) throw mismatch(`array "${name}" is missing or has the wrong type or length`);
       return a;
     };
-    const phi = expect('phi', Float64Array, p * p) as Float64Array;
-    const phi2 = expect('phi2', Float64Array, p * p) as Float64Array;
     const factor = expect('factor', Float64Array, p * p) as Float64Array;
-    const betas = expect('betas', Float64Array, fitted ? v * p : 0) as Float64Array;
+    const energy = expect('energy', Float64Array, p) as Float64Array;
+    const factor2 = expect('factor2', Float64Array, p * p) as Float64Array;
+    const z = expect('z', Float64Array, v * p) as Float64Array;
     const rss = expect('rss', Float64Array, v) as Float64Array;
     const syy = expect('syy', Float64Array, v) as Float64Array;
     const invalid = expect('invalid', Uint8Array, v) as Uint8Array;
-    const xty = expect('xty', Float64Array, fitted ? 0 : v * p) as Float64Array;
-    if (fitted && !fullRank(factor, phi, p, this.rankTolerance)) throw mismatch('snapshot says fitted but its design is not full rank');
 
-    this.phi.set(phi);
-    this.phi2.set(phi2);
     this.factor.set(factor);
+    this.energy.set(energy);
+    this.factor2.set(factor2);
     this.trs = sc.count;
     this.weightSum = sc.weightSum;
-    this.fittedState = fitted;
     this.statsAt = -1;
     const a = this.arrays;
+    a.z.set(z);
     a.rss.set(rss);
     a.syy.set(syy);
     a.invalid.set(invalid);
-    a.betas.set(fitted ? betas : xty);
+    this.rank = identifiableColumns(this.factor, this.energy, p, this.rankTolerance);
   }
 
   /** Stops the worker threads and releases the state; the estimator cannot be used afterwards. */
@@ -381,32 +396,51 @@ export class VoxelwiseGlm implements Estimator {
     }
   }
 
-  /** df and, per column j, the variance factor (Φ⁻¹Φ₂Φ⁻¹)_jj. O(P³), once per TR at most. */
+  /** u with R_rᵀu = e_column (u_i = 0 for i < column), so that β_column = uᵀz[0:r]. */
+  private readoutWeights(column: number): Float64Array {
+    const p = this.regressors;
+    const e = new Float64Array(p);
+    e[column] = 1;
+    const u = new Float64Array(p);
+    solveUpperTransposed(this.factor, p, this.rank, e, u);
+    return u;
+  }
+
+  /**
+   * For the model restricted to the r identifiable columns: df = Σw − tr(Φ_r⁻¹Φ₂_r) and,
+   * per column j < r, the variance factor (Φ_r⁻¹Φ₂_rΦ_r⁻¹)_jj. With u_j = R_r⁻ᵀe_j and
+   * m_j = R₂R_r⁻¹u_j (R₂'s leading block: only the first r columns of √W²X): the factor
+   * is ‖m_j‖², and since Φ_r⁻¹ = Σ_j (R_r⁻¹e_j)(R_r⁻¹e_j)ᵀ, the trace is Σ_j ‖R₂R_r⁻¹e_j‖².
+   * O(r³), once per TR at most.
+   */
   private computeStats(): void {
     const p = this.regressors;
-    const col = new Float64Array(p);
-    const sol = new Float64Array(p);
-    // tr(Φ⁻¹Φ₂) = Σ_j (Φ⁻¹ Φ₂ e_j)_j.
-    let trace = 0;
-    for (let j = 0; j < p; j++) {
-      for (let i = 0; i < p; i++) col[i] = this.phi2[i * p + j];
-      choleskySolve(this.factor, p, col, sol);
-      trace += sol[j];
-    }
-    // (Φ⁻¹Φ₂Φ⁻¹)_jj = uᵀΦ₂u with u = Φ⁻¹e_j.
-    for (let j = 0; j < p; j++) {
-      col.fill(0);
-      col[j] = 1;
-      choleskySolve(this.factor, p, col, sol);
+    const r = this.rank;
+    const e = new Float64Array(p);
+    const u = new Float64Array(p);
+    const a = new Float64Array(p);
+    const normR2 = (v: Float64Array) => {
+      // ‖R₂[0:r,0:r]·v‖²
       let s = 0;
-      for (let i = 0; i < p; i++) {
-        let r = 0;
-        for (let k = 0; k < p; k++) r += this.phi2[i * p + k] * sol[k];
-        s += sol[i] * r;
+      for (let i = 0; i < r; i++) {
+        let m = 0;
+        for (let k = i; k < r; k++) m += this.factor2[i * p + k] * v[k];
+        s += m * m;
       }
-      this.varianceCache[j] = s;
+      return s;
+    };
+    let trace = 0;
+    this.varianceCache.fill(NaN);
+    for (let j = 0; j < r; j++) {
+      e.fill(0);
+      e[j] = 1;
+      solveUpper(this.factor, p, r, e, a);
+      trace += normR2(a);
+      solveUpperTransposed(this.factor, p, r, e, u);
+      solveUpper(this.factor, p, r, u, a);
+      this.varianceCache[j] = normR2(a);
     }
-    this.dfCache = this.weightSum - trace;
+    this.dfCache = r > 0 ? this.weightSum - trace : NaN;
     this.statsAt = this.trs;
   }
 

@@ -1,7 +1,9 @@
 /**
  * The batch twin of VoxelwiseGlm: (weighted) least squares of every voxel on the whole
  * design at once, by Householder QR of √W·X in float64 — an independent route from the
- * incremental Cholesky/RLS one, so the tests compare two different computations.
+ * incremental one (Givens rotations one row at a time, read-outs solved on demand), so
+ * the tests compare two different computations. To check the incremental estimator
+ * before full rank, call it on the leading r columns of the design.
  *
  * Conventions are the incremental estimator's (see glm.ts): weights are a window over
  * homoscedastic noise, rss = Σ w r², df = Σw − tr(Φ⁻¹Φ₂), Var β̂_j = σ²(Φ⁻¹Φ₂Φ⁻¹)_jj.

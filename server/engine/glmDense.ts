@@ -1,29 +1,31 @@
 /**
- * The small dense linear algebra the voxelwise GLM needs on its P×P normal matrix
- * (P = design columns, tens): a Cholesky factor kept up to date one design row at a
- * time, a relative rank test, and solves with it. All float64, row-major, no allocation
+ * The small dense linear algebra the voxelwise GLM needs on its design (P columns,
+ * tens): the upper-triangular factor R of the (weighted) design's QR decomposition kept
+ * up to date one row at a time by Givens rotations, the rotations themselves (which the
+ * per-voxel loop replays on each voxel's Qᵀy), a relative identifiability test, and
+ * triangular solves with leading blocks of R. All float64, row-major, no allocation
  * beyond what the caller passes.
  *
- * The rank test is relative to each column's own energy, so it does not care about the
- * scale of a regressor (a drift in seconds and a unit response in a.u. are treated alike)
- * and it keeps working when forgetting shrinks the whole matrix.
+ * The identifiability test is relative to each column's own energy, so it does not care
+ * about the scale of a regressor (a drift in seconds and a unit response in a.u. are
+ * treated alike) and it keeps working when forgetting shrinks the whole design.
  */
 
 /**
- * A column counts as independent of the earlier ones when the part of it that they
- * cannot explain keeps more than this fraction of its (weighted) energy: the squared
- * sine of its angle to their span, 1/VIF against them, exceeds 1e-6.
+ * A column counts as identifiable when the part of it that the earlier columns cannot
+ * explain keeps more than this fraction of its (weighted) energy: the squared sine of its
+ * angle to their span, 1/VIF against them, exceeds 1e-10.
  *
- * Why not nearer rounding (1e-10 was tried): the incremental estimator solves the normal
- * equations once, at its exact start, and their error grows like cond(X)²·ε. With slow
- * cosine drifts the design is full rank early but nearly collinear (a 300-TR run: from
- * TR 47 at 1e-10), and there the incremental betas differed from QR by up to 1.6e-3
- * relative (QR was right to 1e-10, checked in 40-digit arithmetic), while the estimates
- * themselves had variance inflation above 1e6, i.e. meant nothing. At 1e-6 the fit starts
- * at TR 86 and agrees with QR within 3e-5 at every TR after (test/engine/glm.test.ts).
- * The batch twin uses the same threshold, so both report NaN over the same TRs.
+ * Why this low: the estimator is QR-based recursive least squares (glm.ts), which never
+ * forms a normal matrix nor carries betas from one TR to the next, so its error is that
+ * of batch QR (~cond(X)·ε), not cond(X)²·ε. The Cholesky/RLS estimator it replaced
+ * needed 1e-6 (its exact start on the normal equations differed from QR by 1.6e-3 at
+ * 1e-10); with QR at 1e-10, unit betas agree with batch QR within 1e-6 relative at every
+ * TR on the 300-TR collinear cosine-drift design (test/engine/glm.test.ts). Lower than
+ * 1e-10 starts to accept columns whose only independent part is rounding in X. The batch
+ * twin (glmBatch.ts) uses the same threshold on its Householder R.
  */
-export const RANK_TOLERANCE = 1e-6;
+export const RANK_TOLERANCE = 1e-10;
 
 /**
  * A fit whose weighted RSS is at most this fraction of Σwy² is exact to rounding (a
@@ -32,78 +34,95 @@ export const RANK_TOLERANCE = 1e-6;
 export const EXACT_FIT = 1e-13;
 
 /**
- * Updates the lower Cholesky factor L of Φ (P×P, row-major, upper triangle zero) to
- * that of λΦ + x xᵀ, by Givens rotations (the classic rank-one update, O(P²)). This is
- * QR of the stacked rows √W·X done one row at a time, so its diagonal resolves a rank
- * deficiency down to rounding in X itself, not in XᵀX: forming XᵀX first and factoring
- * it squares the condition number, and early in a run (few TRs, slow drift columns
- * that are nearly collinear) the last pivot of a design one row short of full rank came
- * out as 2e-9 of its column's energy instead of ~1e-30 (test/engine/glm.dense.test.ts).
- * Starts from L = 0 and works through rank-deficient stretches. `x` is not modified;
- * `work` (P) is scratch.
+ * Rotates the row √W-weighted design row `x` into R (P×P upper triangular, row-major):
+ * R ← the R of QR([√λ·R; xᵀ]), the classic row update, O(P²). Rotation i acts on row i
+ * of R and the working row w (which starts as x): (R_i, w) ← (c_i·√λR_i + s_i·w,
+ * c_i·w − s_i·√λR_i), chosen to zero w_i. `cos`/`sin` (P) receive (c_i, s_i): every
+ * voxel's (z, y) pair goes through the same rotations (glmBlock.ts), which is what makes
+ * z = Qᵀy without Q. Starts from R = 0 and works through rank-deficient stretches (a
+ * rotation with nothing to rotate is the identity). Being QR of the stacked rows, R's
+ * diagonal resolves a rank deficiency down to rounding in X itself, not in XᵀX (forming
+ * XᵀX squares the condition number: test/engine/glm.dense.test.ts). `x` is not
+ * modified; `work` (P) is scratch.
  */
-export function givensUpdate(l: Float64Array, p: number, lambda: number, x: Float64Array, work: Float64Array): void {
+export function qrRowUpdate(
+  r: Float64Array,
+  p: number,
+  lambda: number,
+  x: Float64Array,
+  cos: Float64Array,
+  sin: Float64Array,
+  work: Float64Array,
+): void {
   if (lambda !== 1) {
     const s = Math.sqrt(lambda);
-    for (let i = 0; i < p * p; i++) l[i] *= s;
+    for (let i = 0; i < p * p; i++) r[i] *= s;
   }
   work.set(x);
-  for (let j = 0; j < p; j++) {
-    const xj = work[j];
-    if (xj === 0) continue;
-    const ljj = l[j * p + j];
-    const r = Math.hypot(ljj, xj);
-    const c = ljj / r;
-    const s = xj / r;
-    l[j * p + j] = r;
-    for (let i = j + 1; i < p; i++) {
-      const lij = l[i * p + j];
-      const wi = work[i];
-      l[i * p + j] = c * lij + s * wi;
-      work[i] = c * wi - s * lij;
+  for (let i = 0; i < p; i++) {
+    const wi = work[i];
+    const rii = r[i * p + i];
+    const h = Math.hypot(rii, wi);
+    if (wi === 0 || h === 0) {
+      cos[i] = 1;
+      sin[i] = 0;
+      continue;
+    }
+    const c = rii / h;
+    const s = wi / h;
+    cos[i] = c;
+    sin[i] = s;
+    r[i * p + i] = h;
+    work[i] = 0;
+    const row = i * p;
+    for (let k = i + 1; k < p; k++) {
+      const rik = r[row + k];
+      const wk = work[k];
+      r[row + k] = c * rik + s * wk;
+      work[k] = c * wk - s * rik;
     }
   }
 }
 
 /**
- * True when every column keeps more than `tolerance` of its energy `Φ_jj` after
- * projection on the earlier columns, i.e. L_jj² > tolerance·Φ_jj for all j.
- * Relative to each column's own energy, so the scale of a regressor does not matter.
+ * The number r of leading columns that are identifiable: columns 0..r−1 each keep more
+ * than `tolerance` of their energy `energy[j]` (= Σ w x_j²) outside the span of the
+ * columns before them, i.e. R_jj² > tolerance·energy[j], and column r does not. The
+ * leading r×r block of R is then the R of the design restricted to those columns.
  */
-export function fullRank(l: Float64Array, phi: Float64Array, p: number, tolerance = RANK_TOLERANCE): boolean {
+export function identifiableColumns(
+  r: Float64Array,
+  energy: Float64Array,
+  p: number,
+  tolerance = RANK_TOLERANCE,
+): number {
   for (let j = 0; j < p; j++) {
-    const energy = phi[j * p + j];
-    const d = l[j * p + j];
+    const e = energy[j];
+    const d = r[j * p + j];
     // `!(a > b)` also rejects NaN.
-    if (!(energy > 0) || !(d * d > tolerance * energy)) return false;
+    if (!(e > 0) || !(d * d > tolerance * e)) return j;
   }
-  return true;
+  return p;
 }
 
 /**
- * Solves (L Lᵀ) out = b for a full-rank factor from givensUpdate. `out` may be `b`.
- * `bOffset`/`outOffset` let callers solve for one voxel's slice of a voxel-major array.
+ * Solves R_nᵀ·out = b with R_n the leading n×n block of R (P×P): forward substitution.
+ * Entries of `out` at n and beyond are left alone.
  */
-export function choleskySolve(
-  l: Float64Array,
-  p: number,
-  b: Float64Array,
-  out: Float64Array,
-  bOffset = 0,
-  outOffset = 0,
-): void {
-  // Forward: L z = b.
-  for (let i = 0; i < p; i++) {
-    const rowI = i * p;
-    let s = b[bOffset + i];
-    for (let k = 0; k < i; k++) s -= l[rowI + k] * out[outOffset + k];
-    out[outOffset + i] = s / l[rowI + i];
+export function solveUpperTransposed(r: Float64Array, p: number, n: number, b: Float64Array, out: Float64Array): void {
+  for (let i = 0; i < n; i++) {
+    let s = b[i];
+    for (let k = 0; k < i; k++) s -= r[k * p + i] * out[k];
+    out[i] = s / r[i * p + i];
   }
-  // Backward: Lᵀ out = z.
-  for (let i = p - 1; i >= 0; i--) {
-    let s = out[outOffset + i];
-    for (let k = i + 1; k < p; k++) s -= l[k * p + i] * out[outOffset + k];
-    out[outOffset + i] = s / l[i * p + i];
+}
+
+/** Solves R_n·out = b with R_n the leading n×n block of R (P×P): back substitution. `out` may be `b`. */
+export function solveUpper(r: Float64Array, p: number, n: number, b: Float64Array, out: Float64Array): void {
+  for (let i = n - 1; i >= 0; i--) {
+    let s = b[i];
+    for (let k = i + 1; k < n; k++) s -= r[i * p + k] * out[k];
+    out[i] = s / r[i * p + i];
   }
 }
 

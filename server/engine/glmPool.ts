@@ -4,8 +4,7 @@
  * The engine is synchronous, so `run()` does not return a promise: the calling thread
  * writes the command into a shared control array, wakes the workers with Atomics.notify
  * and sleeps in Atomics.wait until every worker has finished its block of voxels. All
- * per-voxel state lives in one shared buffer (a shared WebAssembly memory, or a
- * SharedArrayBuffer) that the caller and the workers all view, so nothing is copied per
+ * per-voxel state lives in one SharedArrayBuffer that the caller and the workers all view, so nothing is copied per
  * TR except the new volume (V floats) and the design row.
  *
  * Starting a worker: the sources are TypeScript run through tsx. `execArgv: ['--import',
@@ -19,7 +18,6 @@
 import { Worker } from 'node:worker_threads';
 import { SyncactError } from '../errors.ts';
 import { type GlmCommand, type GlmLayout, type GlmState } from './glmBlock.ts';
-import type { WasmMemory } from './glmWasm.ts';
 
 /** Slots of the Int32 control array. */
 export const CTRL_GENERATION = 0;
@@ -27,7 +25,7 @@ export const CTRL_DONE = 1;
 export const CTRL_COMMAND = 2;
 export const CTRL_FAILED = 3;
 export const CTRL_LENGTH = 4;
-/** Pool-only command, beside the GlmCommand values (1..4). */
+/** Pool-only command, beside the GlmCommand values. */
 export const POOL_STOP = 11;
 /** Bytes for the first failing worker's message. */
 export const MESSAGE_BYTES = 1024;
@@ -36,9 +34,8 @@ export const MESSAGE_BYTES = 1024;
 export interface GlmWorkerData {
   control: SharedArrayBuffer;
   message: SharedArrayBuffer;
-  /** The state buffer (glmBlock.ts GlmState), and its wasm memory when it is one. */
+  /** The state buffer (glmBlock.ts GlmState). */
   buffer: SharedArrayBuffer;
-  memory: WasmMemory | null;
   layout: GlmLayout;
   v0: number;
   v1: number;
@@ -80,14 +77,13 @@ export class GlmWorkerPool {
           Atomics.notify(control, ${CTRL_DONE});
         });`;
     for (let i = 0; i < count; i++) {
-      // Even block edges keep the two-voxel kernel on its fast path.
+      // Even block edges keep the two-voxel loop on its fast path.
       const v0 = Math.min(voxels, 2 * Math.round((voxels * i) / count / 2));
       const v1 = i === count - 1 ? voxels : Math.min(voxels, 2 * Math.round((voxels * (i + 1)) / count / 2));
       const data: GlmWorkerData = {
         control: this.control.buffer as SharedArrayBuffer,
         message: this.message.buffer as SharedArrayBuffer,
         buffer: sharedBuffer(state.buffer),
-        memory: state.memory,
         layout: state.layout,
         v0,
         v1,

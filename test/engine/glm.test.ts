@@ -13,6 +13,40 @@ function batchUpTo(d: GlmData, k: number, lambda: number, X = d.X, Y = d.Y) {
   return batchOls(X.subarray(0, k * d.P), Y.subarray(0, k * d.V), k, d.P, d.V, forgettingWeights(lambda, k));
 }
 
+/** The first r columns of a T×P design (the model the estimator reads out before full rank). */
+function leadingColumns(X: Float64Array, T: number, P: number, r: number): Float64Array {
+  const out = new Float64Array(T * r);
+  for (let t = 0; t < T; t++) for (let j = 0; j < r; j++) out[t * r + j] = X[t * P + j];
+  return out;
+}
+
+/** Batch fit of the first k TRs restricted to the first r columns. */
+function batchLeading(d: GlmData, k: number, r: number, lambda: number, X = d.X, tolerance?: number) {
+  return batchOls(leadingColumns(X, k, d.P, r), d.Y.subarray(0, k * d.V), k, r, d.V, forgettingWeights(lambda, k), tolerance);
+}
+
+/**
+ * Worst relative differences of betas and t of columns j < r against a batch fit of the
+ * first r columns; columns j ≥ r must read NaN.
+ */
+function compareLeading(glm: VoxelwiseGlm, ref: ReturnType<typeof batchOls>, V: number, P: number, r: number) {
+  let betas = 0;
+  let t = 0;
+  for (let j = 0; j < P; j++) {
+    if (j >= r) {
+      expect(Array.from(glm.betas(j)).every(Number.isNaN), `betas(${j}) with r = ${r}`).toBe(true);
+      expect(Array.from(glm.tmap(j)).every(Number.isNaN), `tmap(${j}) with r = ${r}`).toBe(true);
+      continue;
+    }
+    const want = ref.betas.subarray(j * V, (j + 1) * V);
+    expect(Number.isNaN(want[0]), `batch of the first ${r} columns is defined`).toBe(false);
+    const scale = Math.max(...Array.from(want, Math.abs).filter(Number.isFinite), 1e-300);
+    betas = Math.max(betas, maxRelError(glm.betas(j), want, 1e-3 * scale));
+    t = Math.max(t, maxRelError(glm.tmap(j), ref.t.subarray(j * V, (j + 1) * V), 1e-2));
+  }
+  return { betas, t };
+}
+
 /** Worst relative differences of every read-out against the batch fit of the same TRs. */
 function compare(glm: VoxelwiseGlm, ref: ReturnType<typeof batchOls>, d: { V: number; P: number }) {
   let betas = 0;
@@ -31,7 +65,7 @@ function compare(glm: VoxelwiseGlm, ref: ReturnType<typeof batchOls>, d: { V: nu
 
 describe('VoxelwiseGlm against its batch twin', () => {
   for (const lambda of [1, 0.9]) {
-    it(`equals ${lambda === 1 ? 'batch OLS' : `weighted batch LS (λ = ${lambda})`} after every TR, NaN before full rank`, () => {
+    it(`equals ${lambda === 1 ? 'batch OLS' : `weighted batch LS (λ = ${lambda})`} after every TR; before full rank, the fit of the leading identifiable columns`, () => {
       const d = makeGlmData(11, 70, 4, 31); // odd V: the two-voxel kernel's tail runs too
       const glm = glmFor(d, lambda);
       let fittedAt = -1;
@@ -42,11 +76,17 @@ describe('VoxelwiseGlm against its batch twin', () => {
         const batchFitted = !Number.isNaN(ref.betas[0]);
         expect(glm.fitted).toBe(batchFitted);
         if (!batchFitted) {
-          expect(Array.from(glm.betas(3)).every(Number.isNaN)).toBe(true);
-          expect(Array.from(glm.tmap(3)).every(Number.isNaN)).toBe(true);
+          // Random rows: each TR adds one identifiable column until all P are.
+          const r = glm.identifiableColumns;
+          expect(r).toBe(k);
+          const err = compareLeading(glm, batchLeading(d, k, r, lambda), d.V, d.P, r);
+          expect(err.betas, `leading betas at TR ${k}`).toBeLessThan(1e-5);
+          expect(err.t, `leading t at TR ${k}`).toBeLessThan(1e-4);
           expect(Array.from(glm.rss()).every(Number.isNaN)).toBe(true);
+          expect(glm.degreesOfFreedom()).toBeNaN();
           continue;
         }
+        expect(glm.identifiableColumns).toBe(d.P);
         if (fittedAt < 0) fittedAt = k;
         const err = compare(glm, ref, d);
         expect(err.betas, `betas at TR ${k}`).toBeLessThan(1e-5);
@@ -74,7 +114,7 @@ describe('VoxelwiseGlm against its batch twin', () => {
     expect(wls.degreesOfFreedom()).toBeLessThan(sw);
   });
 
-  it('matches batch OLS from its first full-rank TR on a design with slow cosine drifts (ill-conditioned early)', () => {
+  it('matches batch OLS within 1e-6 from its first full-rank TR on a design with slow cosine drifts (ill-conditioned early)', () => {
     // Intercept + 4 DCT drifts of a 300-TR run + 20 smooth units: over the first TRs the
     // drifts are nearly polynomials, so the design reaches full rank late and
     // ill-conditioned; the exact start must still agree with QR to float32 precision.
@@ -98,27 +138,68 @@ describe('VoxelwiseGlm against its batch twin', () => {
       if (first < 0) first = k;
       if (k > first + 10 && k % 25) continue;
       const err = compare(glm, batchUpTo(d, k, 1), d);
-      expect(err.betas, `betas at TR ${k}`).toBeLessThan(1e-4);
+      expect(err.betas, `betas at TR ${k}`).toBeLessThan(1e-6);
       expect(err.rss, `rss at TR ${k}`).toBeLessThan(1e-6);
     }
     expect(first).toBeGreaterThan(P); // the drifts did delay full rank
 
-    // A looser rankTolerance fits earlier, on the same TR as the batch twin told the same,
-    // at the price of early accuracy (normal equations on a nearly collinear design).
-    const early = new VoxelwiseGlm({ voxels: V, regressors: P, workers: 0, rankTolerance: 1e-10 });
-    let earlyFirst = -1;
+    // A stricter rankTolerance (the old Cholesky/RLS default) fits later, on the same TR as
+    // the batch twin told the same; QR needs no such margin for accuracy.
+    const strict = new VoxelwiseGlm({ voxels: V, regressors: P, workers: 0, rankTolerance: 1e-6 });
+    let strictFirst = -1;
     let worst = 0;
     for (let k = 1; k <= 120; k++) {
-      early.update(row(X, k - 1, P), volume(d.Y, k - 1, V));
-      const ref = batchOls(X.subarray(0, k * P), d.Y.subarray(0, k * V), k, P, V, undefined, 1e-10);
-      expect(early.fitted).toBe(!Number.isNaN(ref.betas[0]));
-      if (!early.fitted) continue;
-      if (earlyFirst < 0) earlyFirst = k;
-      worst = Math.max(worst, compare(early, ref, d).betas);
+      strict.update(row(X, k - 1, P), volume(d.Y, k - 1, V));
+      const ref = batchOls(X.subarray(0, k * P), d.Y.subarray(0, k * V), k, P, V, undefined, 1e-6);
+      expect(strict.fitted).toBe(!Number.isNaN(ref.betas[0]));
+      if (!strict.fitted) continue;
+      if (strictFirst < 0) strictFirst = k;
+      worst = Math.max(worst, compare(strict, ref, d).betas);
     }
-    expect(earlyFirst).toBeGreaterThan(P);
-    expect(earlyFirst).toBeLessThan(first);
-    expect(worst).toBeLessThan(1e-2);
+    expect(strictFirst).toBeGreaterThan(first);
+    expect(worst).toBeLessThan(1e-6);
+  });
+
+  it('with units first and drifts last (the coupling design), reads unit maps long before full rank, equal to the fit without the drifts', () => {
+    // [20 smooth units, intercept, 4 DCT drifts of a 300-TR run]: the units are
+    // identifiable from TR 20 on; the drifts separate only much later.
+    const T = 300;
+    const K = 20;
+    const V = 12;
+    const P = K + 5;
+    const base = makeGlmData(52, T, K, V);
+    const X = new Float64Array(T * P);
+    for (let t = 0; t < T; t++) {
+      for (let k = 0; k < K; k++) X[t * P + k] = base.X[t * base.P + 3 + k];
+      X[t * P + K] = 1;
+      for (let d = 1; d <= 4; d++) X[t * P + K + d] = Math.cos((Math.PI * d * (t + 0.5)) / T);
+    }
+    const d: GlmData = { T, P, V, X, Y: base.Y };
+    const glm = glmFor(d);
+    let unitsFrom = -1;
+    let fullFrom = -1;
+    let worstEarly = 0;
+    for (let k = 1; k <= T; k++) {
+      glm.update(row(X, k - 1, P), volume(d.Y, k - 1, V));
+      const r = glm.identifiableColumns;
+      if (r >= K && unitsFrom < 0) unitsFrom = k;
+      if (glm.fitted && fullFrom < 0) fullFrom = k;
+      if (!glm.fitted) {
+        if (r === 0) continue;
+        const err = compareLeading(glm, batchLeading(d, k, r, 1), V, P, r);
+        worstEarly = Math.max(worstEarly, err.betas);
+        expect(err.betas, `leading betas at TR ${k} (r = ${r})`).toBeLessThan(1e-6);
+        expect(err.t, `leading t at TR ${k} (r = ${r})`).toBeLessThan(1e-5);
+        continue;
+      }
+      if (k > fullFrom + 10 && k % 25) continue;
+      const err = compare(glm, batchUpTo(d, k, 1), d);
+      expect(err.betas, `betas at TR ${k}`).toBeLessThan(1e-6);
+      expect(err.t, `t at TR ${k}`).toBeLessThan(1e-5);
+    }
+    expect(unitsFrom).toBe(K);
+    expect(fullFrom).toBeGreaterThan(K + 20); // the drifts really were late
+    expect(worstEarly).toBeGreaterThan(0); // the early read-outs were compared
   });
 
   it('stays within 1e-6 of batch OLS over a long run with BOLD-sized offsets', () => {
@@ -196,9 +277,9 @@ describe('VoxelwiseGlm snapshots', () => {
     const glm = glmFor(d);
     for (let k = 0; k < 10; k++) glm.update(row(d.X, k, d.P), volume(d.Y, k, d.V));
     const snap = glm.snapshot();
-    const kept = (snap.arrays.betas as Float64Array).slice();
+    const kept = (snap.arrays.z as Float64Array).slice();
     glm.update(row(d.X, 10, d.P), volume(d.Y, 10, d.V));
-    expect(snap.arrays.betas).toEqual(kept);
+    expect(snap.arrays.z).toEqual(kept);
   });
 
   it('rejects snapshots of another kind, version or size with ENGINE_SNAPSHOT_MISMATCH', () => {
@@ -209,7 +290,9 @@ describe('VoxelwiseGlm snapshots', () => {
       other,
       { ...good, kind: 'cka' },
       { ...good, version: 99 },
-      { ...good, arrays: { ...good.arrays, phi: new Float32Array(4) } },
+      { ...good, version: 1 }, // the Cholesky/RLS state of the estimator before QR
+      { ...good, arrays: { ...good.arrays, factor: new Float32Array(4) } },
+      { ...good, arrays: { ...good.arrays, z: new Float64Array(3) } },
       { ...good, scalars: { ...good.scalars, forgetting: 0.5 } },
       { ...good, scalars: { ...good.scalars, rankTolerance: 1e-3 } },
     ];
@@ -226,7 +309,7 @@ describe('VoxelwiseGlm snapshots', () => {
 });
 
 describe('VoxelwiseGlm with degenerate designs and data', () => {
-  it('reads NaN (never throws) while a duplicated column keeps the design rank-deficient, then matches batch', () => {
+  it('reads NaN (never throws) from a duplicated column on while it keeps the design rank-deficient, the fit without it before, then matches batch', () => {
     const d = makeGlmData(31, 40, 3, 8);
     const X = d.X.slice();
     // Column 4 copies column 3 for the first 15 TRs.
@@ -236,8 +319,10 @@ describe('VoxelwiseGlm with degenerate designs and data', () => {
       glm.update(row(X, k - 1, d.P), volume(d.Y, k - 1, d.V));
       if (k <= 15) {
         expect(glm.fitted).toBe(false);
-        expect(Array.from(glm.betas(0)).every(Number.isNaN)).toBe(true);
+        const r = glm.identifiableColumns;
+        expect(r).toBe(Math.min(k, 4));
         expect(Array.from(glm.tmap(4)).every(Number.isNaN)).toBe(true);
+        expect(compareLeading(glm, batchLeading(d, k, r, 1, X), d.V, d.P, r).betas).toBeLessThan(1e-5);
       } else {
         const err = compare(glm, batchUpTo(d, k, 1, X), d);
         expect(err.betas).toBeLessThan(1e-5);
@@ -279,7 +364,13 @@ describe('VoxelwiseGlm with degenerate designs and data', () => {
         expect(err.betas, `betas at TR ${k}`).toBeLessThan(1e-5);
         expect(err.rss, `rss at TR ${k}`).toBeLessThan(1e-6);
       }
-      if (!glm.fitted) expect(Array.from(glm.betas(1)).every(Number.isNaN)).toBe(true);
+      if (!glm.fitted) {
+        // Column 5 is the one forgotten: the columns before it are the fit without it.
+        const r = glm.identifiableColumns;
+        expect(r).toBe(Math.min(k, 5));
+        expect(Array.from(glm.betas(5)).every(Number.isNaN)).toBe(true);
+        expect(compareLeading(glm, batchLeading(d, k, r, lambda, X), d.V, d.P, r).betas).toBeLessThan(1e-5);
+      }
     }
     expect(states[30]).toBe(true); // fitted before the columns merged
     expect(states[58]).toBe(false); // rank forgotten while they were equal
