@@ -1,13 +1,15 @@
 /**
  * Per-TR cost of the voxelwise GLM (synchronized FBN maps) at HCP 7T size:
- * V = 200,000 masked voxels, P = 69 columns (K = 64 unit responses + intercept + 4 cosine
- * drifts of a 920-TR run). After the warm-up (first full rank, the one-off exact start,
- * then a few RLS steps) each figure is the median over the timed TRs of one `update`:
+ * V = 200,000 masked voxels, P = 69 columns (K = 64 unit responses, then intercept + 4
+ * cosine drifts of a 920-TR run, the coupling engine's order). After full rank and a few
+ * more TRs, each figure is the median over the timed TRs of one `update` (QR-based RLS:
+ * P Givens rotations per voxel, glm.ts):
  * - engine.glm_update_ms: with the default worker threads (min(2, cores));
  * - engine.glm_update_1thread_ms: everything in the calling thread (workers: 0);
- * - numpy.glm_update_ms / numpy.glm_update_blas_ms: the same recursion in numpy
- *   (bench/reference/glm_update.py; plain vectorised, and with in-place BLAS calls), run
- *   with /usr/bin/python3 without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; NaN without it;
+ * - numpy.glm_update_ms / numpy.glm_update_blas_ms: the same QR recursion in numpy
+ *   (bench/reference/glm_update.py; plain vectorised, and with in-place BLAS drot calls),
+ *   run with /usr/bin/python3 without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; NaN without it;
+ * - numpy.glm_rls_update_ms: the textbook RLS step (B += e gᵀ) the engine used before QR;
  * - engine.glm_vs_numpy_ratio: numpy.glm_update_ms / engine.glm_update_ms (> 1: faster).
  * The volumes are cycled from 16 prepared ones so only the estimator is timed.
  */
@@ -33,12 +35,12 @@ function makeDesign(): Float64Array {
   const units = new Float64Array(K);
   for (let t = 0; t < RUN; t++) {
     const row = t * P;
-    X[row] = 1;
-    for (let d = 1; d <= DRIFTS; d++) X[row + d] = Math.cos((Math.PI * d * (t + 0.5)) / RUN);
     for (let k = 0; k < K; k++) {
       units[k] = 0.8 * units[k] + rng.normal();
-      X[row + 1 + DRIFTS + k] = units[k];
+      X[row + k] = units[k];
     }
+    X[row + K] = 1;
+    for (let d = 1; d <= DRIFTS; d++) X[row + K + d] = Math.cos((Math.PI * d * (t + 0.5)) / RUN);
   }
   return X;
 }
@@ -66,7 +68,7 @@ function timeGlm(workers: number, X: Float64Array, volumes: Float32Array[], log:
     };
     const t0 = performance.now();
     while (!glm.fitted) step();
-    log(`  workers ${workers}: fitted at TR ${t} after ${((performance.now() - t0) / 1000).toFixed(1)} s (warm-up + exact start)`);
+    log(`  workers ${workers}: full rank at TR ${t} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     for (let i = 0; i < 5; i++) step();
     const times: number[] = [];
     for (let i = 0; i < TIMED; i++) {
@@ -81,7 +83,7 @@ function timeGlm(workers: number, X: Float64Array, volumes: Float32Array[], log:
 }
 
 function numpyFigures(log: (m: string) => void): Record<string, number> {
-  const nan = { 'numpy.glm_update_ms': NaN, 'numpy.glm_update_blas_ms': NaN };
+  const nan = { 'numpy.glm_update_ms': NaN, 'numpy.glm_update_blas_ms': NaN, 'numpy.glm_rls_update_ms': NaN };
   const script = fileURLToPath(new URL('./reference/glm_update.py', import.meta.url));
   if (!existsSync(PYTHON)) return nan;
   const env = { ...process.env };
@@ -96,12 +98,13 @@ function numpyFigures(log: (m: string) => void): Record<string, number> {
 }
 
 const suite: BenchSuite = {
-  title: `voxelwise GLM by RLS (V = ${V.toLocaleString('en')}, P = ${P})`,
+  title: `voxelwise GLM by QR-based RLS (V = ${V.toLocaleString('en')}, P = ${P})`,
   figures: [
     'engine.glm_update_ms',
     'engine.glm_update_1thread_ms',
     'numpy.glm_update_ms',
     'numpy.glm_update_blas_ms',
+    'numpy.glm_rls_update_ms',
     'engine.glm_vs_numpy_ratio',
   ],
   async run(ctx) {
@@ -113,7 +116,7 @@ const suite: BenchSuite = {
       out['engine.glm_update_ms'] = timeGlm(Math.min(2, availableParallelism()), X, volumes, ctx.log);
     }
     if (ctx.wants('engine.glm_update_1thread_ms')) out['engine.glm_update_1thread_ms'] = timeGlm(0, X, volumes, ctx.log);
-    if (ctx.wants('numpy.glm_update_ms') || ctx.wants('numpy.glm_update_blas_ms') || wantRatio) {
+    if (ctx.wants('numpy.glm_update_ms') || ctx.wants('numpy.glm_update_blas_ms') || ctx.wants('numpy.glm_rls_update_ms') || wantRatio) {
       Object.assign(out, numpyFigures(ctx.log));
     }
     if (wantRatio) out['engine.glm_vs_numpy_ratio'] = out['numpy.glm_update_ms'] / out['engine.glm_update_ms'];

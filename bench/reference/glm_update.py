@@ -1,20 +1,25 @@
-"""numpy twin of bench/glm.bench.ts: one TR of the voxelwise GLM by recursive least
-squares with a gain shared by all voxels, at V = 200,000 voxels and P = 69 columns
-(64 units + intercept + 4 cosine drifts), float64 state, timed the same way (median per
-TR after warm-up). Prints one JSON object {figure: ms}. Run by the bench with
-/usr/bin/python3 (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from its environment).
+"""numpy twin of bench/glm.bench.ts: one TR of the voxelwise GLM by QR-based recursive
+least squares with the rotations shared by all voxels, at V = 200,000 voxels and P = 69
+columns (64 units, then intercept + 4 cosine drifts), float64 state, timed the same way
+(median per TR after warm-up). Prints one JSON object {figure: ms}. Run by the bench
+with /usr/bin/python3 (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from its
+environment).
 
-Per TR, exactly as server/engine/glm.ts: u = Φ⁻¹x from the Cholesky factor of Φ,
-q = xᵀu, g = u/(λ+q); e = y − Bx; B += e gᵀ; rss = λ·rss + e²λ/(λ+q);
-syy = λ·syy + y²; Φ = λΦ + xxᵀ and its new factor (LAPACK, P×P: negligible either way).
+Per TR, exactly as server/engine/glm.ts: the Givens rotations (c_i, s_i) that fold the
+row x into √λ·R (P×P, a Python loop over P: negligible either way), then per voxel, for
+i = 0..P−1: (z_i, w) ← (c_i·√λz_i + s_i·w, c_i·w − s_i·√λz_i) with w starting at y;
+rss = λ·rss + w²; syy = λ·syy + y².
 
-- numpy.glm_update_ms: the plain vectorised numpy a user would write
-  (`B @ x`, `B += np.outer(e, g)`).
-- numpy.glm_update_blas_ms: the same step with the two V×P passes as in-place BLAS
-  calls (dgemv, dger through scipy.linalg.blas on a Fortran-ordered B), i.e. the fastest
-  this machine's BLAS can do it; NaN without scipy.
+- numpy.glm_update_ms: the plain vectorised numpy a user would write (one column of Z
+  at a time, Z Fortran-ordered so that each column is contiguous).
+- numpy.glm_update_blas_ms: the same rotations as in-place BLAS drot calls
+  (scipy.linalg.blas), i.e. the fastest this machine's BLAS can do them; NaN without scipy.
+- numpy.glm_rls_update_ms: the textbook RLS step the engine used before (e = y − Bx,
+  B += e gᵀ with a shared gain), kept for comparison: fewer flops, but it carries the
+  betas (see glm.ts for why the engine no longer does).
 """
 import json
+import math
 import time
 
 import numpy as np
@@ -28,80 +33,117 @@ lam = 1.0
 rng = np.random.default_rng(1)
 t_all = np.arange(RUN)
 X = np.empty((RUN, P))
-X[:, 0] = 1.0
-for d in range(1, 5):
-    X[:, d] = np.cos(np.pi * d * (t_all + 0.5) / RUN)
 units = np.zeros(K)
 for t in range(RUN):
     units = 0.8 * units + rng.standard_normal(K)
-    X[t, 5:] = units
+    X[t, :K] = units
+X[:, K] = 1.0
+for d in range(1, 5):
+    X[:, K + d] = np.cos(np.pi * d * (t_all + 0.5) / RUN)
 noise = rng.standard_normal(V + 4099).astype(np.float32)
 volumes = [1000.0 + noise[s:s + V] for s in rng.integers(0, 4096, 16)]
 
-# State after the warm-up: the exact start is a one-off, only the per-TR step is timed.
-start = 400  # well past the early stretch where the drifts are nearly collinear
-phi = X[:start].T @ X[:start]
-L = np.linalg.cholesky(phi)
+# The shared factor after a run-in; only the per-TR step is timed.
+start = 400
+R = np.linalg.qr(X[:start], mode="r")
 rss = np.ones(V)
 syy = np.ones(V)
 
 
-def gain(x):
-    u = np.linalg.solve(L.T, np.linalg.solve(L, x))  # triangular pair
-    q = float(x @ u)
-    return u / (lam + q), lam / (lam + q)
+def rotations(x):
+    """Folds x into √λ·R (in place) and returns the rotations (c, s)."""
+    global R
+    R *= math.sqrt(lam)
+    w = x.copy()
+    c = np.ones(P)
+    s = np.zeros(P)
+    for i in range(P):
+        h = math.hypot(R[i, i], w[i])
+        if w[i] == 0.0 or h == 0.0:
+            continue
+        c[i], s[i] = R[i, i] / h, w[i] / h
+        R[i, i] = h
+        w[i] = 0.0
+        Ri = R[i, i + 1:].copy()
+        R[i, i + 1:] = c[i] * Ri + s[i] * w[i + 1:]
+        w[i + 1:] = c[i] * w[i + 1:] - s[i] * Ri
+    return c, s
 
 
-def finish(x):
-    global phi, L
-    phi = lam * phi + np.outer(x, x)
-    L = np.linalg.cholesky(phi)
-
-
-def step_numpy(B, k):
+def step_numpy(Z, k):
     global rss, syy
     x = X[start + k]
-    y = volumes[k % 16]
-    g, c = gain(x)
-    e = y - B @ x
-    B += np.outer(e, g)
-    rss = lam * rss + c * e * e
-    syy = lam * syy + y.astype(np.float64) ** 2
-    finish(x)
+    y = volumes[k % 16].astype(np.float64)
+    c, s = rotations(x)
+    root = math.sqrt(lam)
+    w = y.copy()
+    for i in range(P):
+        zi = root * Z[:, i]
+        Z[:, i] = c[i] * zi + s[i] * w
+        w = c[i] * w - s[i] * zi
+    rss = lam * rss + w * w
+    syy = lam * syy + y * y
 
 
-def median_ms(step, B):
+def median_ms(step, Z):
     for k in range(WARMUP):
-        step(B, k)
+        step(Z, k)
     times = []
     for k in range(WARMUP, WARMUP + TIMED):
         t0 = time.perf_counter()
-        step(B, k)
+        step(Z, k)
         times.append((time.perf_counter() - t0) * 1000.0)
     return float(np.median(times))
 
 
 out = {}
-B = np.zeros((V, P))
-out["numpy.glm_update_ms"] = median_ms(step_numpy, B)
-del B
+Z = np.zeros((V, P), order="F")
+out["numpy.glm_update_ms"] = median_ms(step_numpy, Z)
 
 try:
     from scipy.linalg import blas
 
-    def step_blas(B, k):
+    def step_blas(Z, k):
         global rss, syy
         x = X[start + k]
-        y = volumes[k % 16]
-        g, c = gain(x)
-        e = y - blas.dgemv(1.0, B, x)
-        blas.dger(1.0, e, g, a=B, overwrite_a=1)
-        rss = lam * rss + c * e * e
-        syy = lam * syy + y.astype(np.float64) ** 2
-        finish(x)
+        y = volumes[k % 16].astype(np.float64)
+        c, s = rotations(x)
+        if lam != 1.0:
+            Z *= math.sqrt(lam)
+        w = y.copy()
+        for i in range(P):
+            # drot: (x, y) ← (c·x + s·y, c·y − s·x), in place on Z's column and w.
+            blas.drot(Z[:, i], w, c[i], s[i], overwrite_x=1, overwrite_y=1)
+        rss = lam * rss + w * w
+        syy = lam * syy + y * y
 
-    out["numpy.glm_update_blas_ms"] = median_ms(step_blas, np.zeros((V, P), order="F"))
+    out["numpy.glm_update_blas_ms"] = median_ms(step_blas, Z)
 except ImportError:
     out["numpy.glm_update_blas_ms"] = float("nan")
+del Z
+
+# The previous engine's RLS step, for comparison.
+L = np.linalg.cholesky(X[:start].T @ X[:start])
+phi = X[:start].T @ X[:start]
+
+
+def step_rls(B, k):
+    global rss, syy, phi, L
+    x = X[start + k]
+    y = volumes[k % 16]
+    u = np.linalg.solve(L.T, np.linalg.solve(L, x))
+    q = float(x @ u)
+    g, cf = u / (lam + q), lam / (lam + q)
+    e = y - B @ x
+    B += np.outer(e, g)
+    rss = lam * rss + cf * e * e
+    syy = lam * syy + y.astype(np.float64) ** 2
+    phi = lam * phi + np.outer(x, x)
+    L = np.linalg.cholesky(phi)
+
+
+B = np.zeros((V, P))
+out["numpy.glm_rls_update_ms"] = median_ms(step_rls, B)
+del B
 
 print(json.dumps(out))
