@@ -122,7 +122,7 @@ function layerSummary(c: AnalysisContent): string {
   const { info, final } = c;
   const F = info.features.length;
   const A = atlasFeatureCount(c);
-  if (A <= 0) return '<p>No atlas: the units were coupled with learned networks only, and nothing was annotated.</p>';
+  if (A <= 0 || (A === 1 && info.features[0] === 'global')) return '<p>No atlas: the units were coupled with the global signal and the learned networks only, and nothing was annotated.</p>';
   const layers = info.layers.map((l) => l.name);
   const counts = layers.map(() => new Array<number>(A).fill(0));
   const totals = layers.map(() => 0);
