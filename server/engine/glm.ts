@@ -9,7 +9,8 @@
  *   is updated by P Givens rotations that fold the new row x into √λ·R (glmDense.ts).
  * - Per voxel the state is z = Qᵀ√W·y (P values, float64, voxel-major) and the RSS. The
  *   SAME rotations, applied to the pairs (√λ·z_i, y_v), give the new z and a rotated-out
- *   residual e_v: RSS ← λ·RSS + e_v². O(P·V) per TR (glmBlock.ts), and at every TR the
+ *   residual e_v: RSS ← λ·RSS + e_v². O(P·V) per TR (glmBlock.ts; a WebAssembly SIMD
+ *   kernel, two voxels per f64x2, in glmWasm.ts), and at every TR the
  *   state is exactly that of batch QR on the TRs so far, whatever the conditioning: no
  *   normal equations, no warm-up solve, no betas carried from TR to TR. (The Cholesky/RLS
  *   estimator this replaced carried β ← β + g·e from an exact start on the normal
@@ -67,17 +68,7 @@ import {
   solveUpper,
   solveUpperTransposed,
 } from './glmDense.ts';
-import {
-  GlmCommand,
-  PARAM_LAMBDA,
-  paramCos,
-  paramCosScaled,
-  paramSin,
-  paramSinScaled,
-  createGlmState,
-  runGlmBlock,
-  type GlmArrays,
-} from './glmBlock.ts';
+import { GlmCommand, createGlmState, runGlmBlock, setRotations, type GlmArrays } from './glmBlock.ts';
 import { GlmWorkerPool } from './glmPool.ts';
 
 export { batchOls, type BatchOlsResult } from './glmBatch.ts';
@@ -170,7 +161,6 @@ export class VoxelwiseGlm implements Estimator {
     this.varianceCache = new Float64Array(p);
     const state = createGlmState(voxels, p, workers > 0);
     this.params = state.params;
-    this.params[PARAM_LAMBDA] = forgetting;
     this.arrays = state.arrays;
     if (workers > 0) this.pool = new GlmWorkerPool(workers, state);
   }
@@ -211,16 +201,9 @@ export class VoxelwiseGlm implements Estimator {
       if (!Number.isFinite(x[j])) throw badInput(`design row value ${j} is ${x[j]} (the design must be finite)`);
     }
     const lambda = this.forgetting;
-    const params = this.params;
     this.arrays.y.set(y);
-    const cos = params.subarray(paramCos(p), paramCos(p) + p);
-    const sin = params.subarray(paramSin(p), paramSin(p) + p);
-    qrRowUpdate(this.factor, p, lambda, x, cos, sin, this.work);
-    const root = Math.sqrt(lambda);
-    for (let i = 0; i < p; i++) {
-      params[paramCosScaled(p) + i] = cos[i] * root;
-      params[paramSinScaled(p) + i] = sin[i] * root;
-    }
+    qrRowUpdate(this.factor, p, lambda, x, this.scratchCos, this.scratchSin, this.work);
+    setRotations(this.params, p, lambda, this.scratchCos, this.scratchSin);
     this.run(GlmCommand.Rotate);
     for (let j = 0; j < p; j++) this.energy[j] = lambda * this.energy[j] + x[j] * x[j];
     qrRowUpdate(this.factor2, p, lambda * lambda, x, this.scratchCos, this.scratchSin, this.work);

@@ -7,7 +7,11 @@
  * no allocation, so the same function runs in the calling thread or, on its own block,
  * in each worker (glmWorker.ts), over views of one shared buffer (GlmState). A voxel's
  * arithmetic never depends on which block it is in, so any split gives identical bits.
+ * The loop runs as a WebAssembly SIMD kernel (glmWasm.ts) where there is one, else as the
+ * JavaScript loop below; both do the same operations in the same order, so they agree
+ * bit for bit.
  */
+import { createGlmMemory, instantiateGlmKernel, type GlmWasmKernel, type WasmMemory } from './glmWasm.ts';
 
 /** The per-voxel state, voxel-major (voxel v's P values are at [v·P, (v+1)·P)). */
 export interface GlmArrays {
@@ -25,6 +29,8 @@ export interface GlmArrays {
   invalid: Uint8Array;
   /** The new volume, copied in by the caller each TR. */
   y: Float32Array;
+  /** The WebAssembly SIMD version of the loop, bound to the memory these arrays view. */
+  kernel: GlmWasmKernel | null;
 }
 
 /** Byte offsets of each array in the one buffer that holds them (16-byte aligned). */
@@ -60,22 +66,32 @@ export function glmLayout(voxels: number, regressors: number): GlmLayout {
   };
 }
 
-/** Everything the per-voxel loop touches, in one buffer: a SharedArrayBuffer (for workers) or a plain ArrayBuffer. */
+/**
+ * Everything the per-voxel loop touches, in one buffer: a shared WebAssembly memory when
+ * the SIMD kernel is available (and the state fits in 4 GiB), else a SharedArrayBuffer
+ * (for workers) or a plain ArrayBuffer.
+ */
 export interface GlmState {
   layout: GlmLayout;
   buffer: ArrayBufferLike;
+  memory: WasmMemory | null;
   arrays: GlmArrays;
   params: Float64Array;
 }
 
 export function createGlmState(voxels: number, regressors: number, shared: boolean): GlmState {
   const layout = glmLayout(voxels, regressors);
-  const buffer = shared ? new SharedArrayBuffer(layout.bytes) : new ArrayBuffer(layout.bytes);
-  return { layout, buffer, ...viewGlmState(buffer, layout) };
+  const memory = createGlmMemory(layout.bytes);
+  const buffer = memory ? memory.buffer : shared ? new SharedArrayBuffer(layout.bytes) : new ArrayBuffer(layout.bytes);
+  return { layout, buffer, memory, ...viewGlmState(buffer, layout, memory) };
 }
 
 /** Views on a state buffer (in the thread that created it, or in a worker). */
-export function viewGlmState(buffer: ArrayBufferLike, layout: GlmLayout): { arrays: GlmArrays; params: Float64Array } {
+export function viewGlmState(
+  buffer: ArrayBufferLike,
+  layout: GlmLayout,
+  memory: WasmMemory | null,
+): { arrays: GlmArrays; params: Float64Array } {
   const { voxels: v, regressors: p } = layout;
   return {
     arrays: {
@@ -84,6 +100,7 @@ export function viewGlmState(buffer: ArrayBufferLike, layout: GlmLayout): { arra
       syy: new Float64Array(buffer, layout.syy, v),
       invalid: new Uint8Array(buffer, layout.invalid, v),
       y: new Float32Array(buffer, layout.y, v),
+      kernel: memory ? instantiateGlmKernel(memory) : null,
     },
     params: new Float64Array(buffer, layout.params, paramLength(p)),
   };
@@ -97,26 +114,34 @@ export const GlmCommand = {
 export type GlmCommand = (typeof GlmCommand)[keyof typeof GlmCommand];
 
 /**
- * Layout of the float64 parameter block shared by the caller and the workers: λ, then
- * the rotations c (P), s (P), and c·√λ (P), s·√λ (P), the latter two so that the history
- * scaling z ← √λ·z costs nothing per voxel.
+ * Layout of the float64 parameter block shared by the caller and the workers: λ, then per
+ * column i eight values c_i, c_i, s_i, s_i, c_i√λ, c_i√λ, s_i√λ, s_i√λ (the √λ forms make
+ * the history scaling z ← √λ·z free per voxel; each value twice so that the SIMD kernel
+ * reads a splat with one aligned load). The block starts 16-byte aligned.
  */
 export const PARAM_LAMBDA = 0;
 export const PARAM_HEADER = 2;
+export const ROTATION_STRIDE = 8;
 export function paramLength(p: number): number {
-  return PARAM_HEADER + 4 * p;
+  return PARAM_HEADER + ROTATION_STRIDE * p;
 }
-export function paramCos(_p: number): number {
+/** Offset of the rotation block. */
+export function paramRotations(_p: number): number {
   return PARAM_HEADER;
 }
-export function paramSin(p: number): number {
-  return PARAM_HEADER + p;
-}
-export function paramCosScaled(p: number): number {
-  return PARAM_HEADER + 2 * p;
-}
-export function paramSinScaled(p: number): number {
-  return PARAM_HEADER + 3 * p;
+
+/** Writes λ and the TR's rotations (c, s from qrRowUpdate) into `params`. */
+export function setRotations(params: Float64Array, p: number, lambda: number, cos: Float64Array, sin: Float64Array): void {
+  params[PARAM_LAMBDA] = lambda;
+  const root = Math.sqrt(lambda);
+  for (let i = 0, o = paramRotations(p); i < p; i++, o += ROTATION_STRIDE) {
+    const c = cos[i];
+    const s = sin[i];
+    params[o] = params[o + 1] = c;
+    params[o + 2] = params[o + 3] = s;
+    params[o + 4] = params[o + 5] = c * root;
+    params[o + 6] = params[o + 7] = s * root;
+  }
 }
 
 /** True for NaN and ±Infinity (x − x is 0 only for finite x). */
@@ -141,6 +166,17 @@ export function runGlmBlock(
   }
 }
 
+/**
+ * Calls the wasm kernel on [v0, v1) in chunks. V8 first runs wasm in its baseline compiler
+ * and swaps in optimized code only between calls, so one call over 200k voxels would run
+ * unoptimized throughout. Chunks cost one call per 4096 voxels; an even chunk size keeps
+ * the pairs where one call would have them.
+ */
+const CHUNK = 4096;
+function inChunks(v0: number, v1: number, f: (c0: number, c1: number) => void): void {
+  for (let c0 = v0; c0 < v1; c0 += CHUNK) f(c0, Math.min(v1, c0 + CHUNK));
+}
+
 /** Marks voxel v as unusable: a voxel with a missing sample no longer shares the design. */
 function invalidate(a: GlmArrays, v: number): void {
   a.invalid[v] = 1;
@@ -151,15 +187,31 @@ function invalidate(a: GlmArrays, v: number): void {
 /**
  * One QR-RLS step for every voxel of the block: w starts as y_v, and for each column i
  * (z_i, w) ← (c_i·√λz_i + s_i·w, c_i·w − s_i·√λz_i); what is left of w is the new
- * residual, RSS ← λ·RSS + w². Two voxels per pass: each w is a chain of P dependent
+ * residual, RSS ← λ·RSS + w². The WebAssembly SIMD kernel when there is one (glmWasm.ts),
+ * else this JavaScript loop, two voxels per pass: each w is a chain of P dependent
  * multiply-adds, and two independent chains keep the CPU busy while each waits.
  */
 function rotate(a: GlmArrays, params: Float64Array, p: number, v0: number, v1: number): void {
   const lambda = params[PARAM_LAMBDA];
-  const c = params.subarray(paramCos(p), paramCos(p) + p);
-  const s = params.subarray(paramSin(p), paramSin(p) + p);
-  const cl = params.subarray(paramCosScaled(p), paramCosScaled(p) + p);
-  const sl = params.subarray(paramSinScaled(p), paramSinScaled(p) + p);
+  if (a.kernel) {
+    const { rotate: step } = a.kernel;
+    const [zAt, yAt, rotAt, rssAt, syyAt, invalidAt] = [
+      a.z.byteOffset, a.y.byteOffset, params.byteOffset + 8 * paramRotations(p), a.rss.byteOffset, a.syy.byteOffset, a.invalid.byteOffset,
+    ];
+    inChunks(v0, v1, (c0, c1) => step(zAt, yAt, rotAt, rssAt, syyAt, invalidAt, c0, c1, p, lambda));
+    return;
+  }
+  // The rotations, unpacked once per block (P each).
+  const c = new Float64Array(p);
+  const s = new Float64Array(p);
+  const cl = new Float64Array(p);
+  const sl = new Float64Array(p);
+  for (let i = 0, o = paramRotations(p); i < p; i++, o += ROTATION_STRIDE) {
+    c[i] = params[o];
+    s[i] = params[o + 2];
+    cl[i] = params[o + 4];
+    sl[i] = params[o + 6];
+  }
   const { z, rss, syy, invalid, y } = a;
   let v = v0;
   while (v < v1) {

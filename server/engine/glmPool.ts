@@ -4,7 +4,8 @@
  * The engine is synchronous, so `run()` does not return a promise: the calling thread
  * writes the command into a shared control array, wakes the workers with Atomics.notify
  * and sleeps in Atomics.wait until every worker has finished its block of voxels. All
- * per-voxel state lives in one SharedArrayBuffer that the caller and the workers all view, so nothing is copied per
+ * per-voxel state lives in one shared buffer (a shared WebAssembly memory, or a
+ * SharedArrayBuffer) that the caller and the workers all view, so nothing is copied per
  * TR except the new volume (V floats) and the design row.
  *
  * Starting a worker: the sources are TypeScript run through tsx. `execArgv: ['--import',
@@ -18,6 +19,7 @@
 import { Worker } from 'node:worker_threads';
 import { SyncactError } from '../errors.ts';
 import { type GlmCommand, type GlmLayout, type GlmState } from './glmBlock.ts';
+import type { WasmMemory } from './glmWasm.ts';
 
 /** Slots of the Int32 control array. */
 export const CTRL_GENERATION = 0;
@@ -34,8 +36,9 @@ export const MESSAGE_BYTES = 1024;
 export interface GlmWorkerData {
   control: SharedArrayBuffer;
   message: SharedArrayBuffer;
-  /** The state buffer (glmBlock.ts GlmState). */
+  /** The state buffer (glmBlock.ts GlmState), and its wasm memory when it is one. */
   buffer: SharedArrayBuffer;
+  memory: WasmMemory | null;
   layout: GlmLayout;
   v0: number;
   v1: number;
@@ -84,6 +87,7 @@ export class GlmWorkerPool {
         control: this.control.buffer as SharedArrayBuffer,
         message: this.message.buffer as SharedArrayBuffer,
         buffer: sharedBuffer(state.buffer),
+        memory: state.memory,
         layout: state.layout,
         v0,
         v1,

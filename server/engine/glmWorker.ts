@@ -19,7 +19,7 @@ import {
 
 const data = workerData as GlmWorkerData;
 const control = new Int32Array(data.control);
-const { arrays, params } = viewGlmState(data.buffer, data.layout);
+const { arrays, params } = viewGlmState(data.buffer, data.layout, data.memory);
 const regressors = data.layout.regressors;
 
 let seen = 0;

@@ -1,21 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import {
-  GlmCommand,
-  PARAM_LAMBDA,
-  createGlmState,
-  paramCos,
-  paramCosScaled,
-  paramSin,
-  paramSinScaled,
-  runGlmBlock,
-} from '../../server/engine/glmBlock.ts';
+import { GlmCommand, createGlmState, runGlmBlock, setRotations } from '../../server/engine/glmBlock.ts';
+import { glmWasmModule } from '../../server/engine/glmWasm.ts';
 import { createRng } from '../../server/engine/random.ts';
 
-/** A state with seeded z, sums, volume and rotations; a few voxels invalid or non-finite. */
-function seededState(voxels: number, p: number, seed: number, lambda: number) {
+/**
+ * A state with seeded z, sums, volume and rotations; a few voxels invalid or non-finite.
+ * `js`: without the WebAssembly kernel (the JavaScript loop).
+ */
+function seededState(voxels: number, p: number, seed: number, lambda: number, js = false) {
   const s = createGlmState(voxels, p, false);
   const rng = createRng(seed);
   const { arrays, params } = s;
+  if (js) arrays.kernel = null;
+  const cos = new Float64Array(p);
+  const sin = new Float64Array(p);
   for (let i = 0; i < arrays.z.length; i++) arrays.z[i] = 100 * rng.normal();
   for (let v = 0; v < voxels; v++) {
     arrays.y[v] = 1000 + 50 * rng.normal();
@@ -26,30 +24,32 @@ function seededState(voxels: number, p: number, seed: number, lambda: number) {
   arrays.rss[3] = NaN;
   arrays.y[7] = NaN;
   arrays.y[voxels - 1] = -Infinity;
-  params[PARAM_LAMBDA] = lambda;
   for (let j = 0; j < p; j++) {
     const angle = j === 1 ? 0 : 2 * Math.PI * rng.uniform(); // one identity rotation, as for a zero entry
-    params[paramCos(p) + j] = Math.cos(angle);
-    params[paramSin(p) + j] = j === 1 ? 0 : Math.sin(angle);
-    params[paramCosScaled(p) + j] = params[paramCos(p) + j] * Math.sqrt(lambda);
-    params[paramSinScaled(p) + j] = params[paramSin(p) + j] * Math.sqrt(lambda);
+    cos[j] = Math.cos(angle);
+    sin[j] = j === 1 ? 0 : Math.sin(angle);
   }
-  return s;
+  setRotations(params, p, lambda, cos, sin);
+  return { ...s, cos, sin };
 }
 
-describe('GLM per-voxel rotation kernel', () => {
-  for (const p of [1, 2, 7, 69]) {
-    it(`rotates each valid voxel's (√λ·z, y) pairs and adds the rotated-out residual to its RSS (P = ${p})`, () => {
+describe('GLM per-voxel rotation kernels', () => {
+  it('has the WebAssembly SIMD kernel on this Node', () => {
+    expect(glmWasmModule()).not.toBeNull();
+    expect(createGlmState(10, 3, false).arrays.kernel).not.toBeNull();
+  });
+
+  for (const [p, js] of [1, 2, 7, 69].flatMap((p) => [[p, false], [p, true]] as const)) {
+    it(`${js ? 'JavaScript' : 'WebAssembly'}: rotates each valid voxel's (√λ·z, y) pairs and adds the rotated-out residual to its RSS (P = ${p})`, () => {
       const voxels = 101;
       const lambda = 0.9;
-      const s = seededState(voxels, p, 5 + p, lambda);
+      const s = seededState(voxels, p, 5 + p, lambda, js);
       const before = seededState(voxels, p, 5 + p, lambda).arrays;
       // Two blocks, split at an odd voxel, as workers would: pairs and singles both run.
       runGlmBlock(GlmCommand.Rotate, s.arrays, s.params, p, 0, 51);
       runGlmBlock(GlmCommand.Rotate, s.arrays, s.params, p, 51, voxels);
       const { z, rss, syy, invalid } = s.arrays;
-      const c = s.params.subarray(paramCos(p), paramCos(p) + p);
-      const sn = s.params.subarray(paramSin(p), paramSin(p) + p);
+      const { cos: c, sin: sn } = s;
       for (let v = 0; v < voxels; v++) {
         const o = v * p;
         if (v === 3 || v === 7 || v === voxels - 1) {
@@ -86,16 +86,22 @@ describe('GLM per-voxel rotation kernel', () => {
       }
     });
 
-    it(`gives bitwise the same voxel whatever the block split (P = ${p})`, () => {
+    it(`${js ? 'JavaScript' : 'WebAssembly'}: gives bitwise the same voxel whatever the block split, and as the other kernel (P = ${p})`, () => {
       const voxels = 101;
-      const one = seededState(voxels, p, 11 + p, 1);
-      const split = seededState(voxels, p, 11 + p, 1);
+      const one = seededState(voxels, p, 11 + p, 0.95, js);
+      const split = seededState(voxels, p, 11 + p, 0.95, js);
+      const other = seededState(voxels, p, 11 + p, 0.95, !js);
+      runGlmBlock(GlmCommand.Rotate, other.arrays, other.params, p, 0, voxels);
       runGlmBlock(GlmCommand.Rotate, one.arrays, one.params, p, 0, voxels);
       for (const [a, b] of [[0, 1], [1, 40], [40, 77], [77, voxels]]) runGlmBlock(GlmCommand.Rotate, split.arrays, split.params, p, a, b);
       expect(split.arrays.z).toEqual(one.arrays.z);
       expect(split.arrays.rss).toEqual(one.arrays.rss);
       expect(split.arrays.syy).toEqual(one.arrays.syy);
       expect(Array.from(split.arrays.invalid)).toEqual(Array.from(one.arrays.invalid));
+      expect(other.arrays.z).toEqual(one.arrays.z);
+      expect(other.arrays.rss).toEqual(one.arrays.rss);
+      expect(other.arrays.syy).toEqual(one.arrays.syy);
+      expect(Array.from(other.arrays.invalid)).toEqual(Array.from(one.arrays.invalid));
     });
   }
 
