@@ -54,7 +54,8 @@ function settingOf(c: AnalysisContent, key: string): unknown {
 }
 
 function section(title: string, body: string, caption: string): string {
-  return `<h2>${esc(title)}</h2><figure>${body}<p class="caption">${caption}</p></figure>`;
+  const id = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  return `<h2 id="${id}">${esc(title)}</h2><figure>${body}<p class="caption">${caption}</p></figure>`;
 }
 
 function unitName(c: AnalysisContent, i: number): string {

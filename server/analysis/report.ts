@@ -1,10 +1,7 @@
 /**
- * Writing an analysis folder (`syncact analyze --out DIR`), atomically: everything is
- * written into DIR.partial, and DIR.partial is renamed to DIR only when the last file
- * (report.json) is in place. A run that fails or is interrupted leaves at most a
- * DIR.partial (removed on the next run), never a DIR that looks complete. An existing DIR
- * is replaced only when it is an earlier analysis (it holds a report.json) or is empty;
- * any other folder is refused, so a typo in --out cannot delete someone's data.
+ * Writing an analysis folder (`syncact analyze --out DIR`), atomically (atomicFolder.ts:
+ * written into DIR.partial, renamed when report.json, the last file, is in place; an
+ * existing DIR is replaced only if it is an earlier analysis).
  *
  * The folder is a BIDS-derivatives-like dataset (names in derivatives.ts):
  *   dataset_description.json   Name, BIDSVersion, DatasetType "derivative", GeneratedBy
@@ -19,6 +16,7 @@
  *     desc-coupling_table.tsv        per (unit, feature): final r, p, q, significant, fraction
  *     desc-coupling_timeseries.tsv   sliding r over TRs, one column per coupled pair
  *     desc-cka_timeseries.tsv        CKA per layer over TRs
+ *     (each TSV with a .json sidecar describing its columns, as BIDS does)
  * Maps are 0 outside the mask. Re-running with the same inputs and parameters writes the
  * same bytes in every file but timings.json.
  */
@@ -67,6 +65,37 @@ export interface AnalysisContent {
   report: Record<string, unknown>;
   /** timings.json's content: what varies from run to run. */
   timings: Record<string, unknown>;
+}
+
+/** BIDS-style column descriptions of the tables (sidecar JSON beside each TSV). */
+const ANNOTATION_COLUMNS = {
+  layer: { Description: 'CNN layer of the GLM regressor ("pca" for principal components of all units)' },
+  unit: { Description: 'the regressor: "layer:channel", or the component name (pc1, …)' },
+  label: { Description: 'the atlas network whose map best matches the regressor\'s t-map (largest |spatial r| inside the mask)' },
+  sign: { Description: 'sign of that spatial correlation (-1: the map is the network\'s negative)' },
+  score: { Description: '|spatial Pearson r| between the t-map and the network map' },
+  p: { Description: 'p-value against smoothness-matched Gaussian random field nulls, each scored by its best |r| over all networks' },
+  q: { Description: 'Benjamini-Hochberg q across the regressors' },
+};
+
+const COUPLING_COLUMNS = {
+  unit: { Description: '"layer:channel", or a regressor\'s name' },
+  layer: { Description: 'CNN layer ("pca"/"regressor" for GLM regressors)' },
+  channel: { Description: 'channel index within the layer' },
+  feature: { Description: 'brain feature: an atlas region, "global", or a learned network (network_k)' },
+  r: { Description: 'sliding-window Pearson r at the last TR' },
+  p: { Description: 'p-value at the last TR from the pooled lagged nulls' },
+  q: { Description: 'Benjamini-Hochberg q at the last TR across all unit-feature pairs' },
+  significant: { Description: '1 if q <= fdr_q at the last TR' },
+  fraction_significant: { Description: 'fraction of the scored TRs (every null ready) at which the pair was significant' },
+};
+
+function seriesColumns(name: string, description: string): Record<string, unknown> {
+  return {
+    tr: { Description: 'TR index (0-based)' },
+    time: { Description: 'time from the start of the run', Units: 's' },
+    [name]: { Description: description },
+  };
 }
 
 /** Writes the analysis folder; returns the files written (absolute paths). */
@@ -135,10 +164,16 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
         Description: 'functional brain networks learned by online dictionary learning (one volume per atom); 0 outside the mask',
       });
     }
-    await put(`${folder}/${names.annotation}`, annotationTable(info, c.annotations));
-    await put(`${folder}/${names.coupling}`, couplingTable(info, c.final, c.finalP, c.fractionSignificant));
-    await put(`${folder}/${names.couplingSeries}`, couplingSeriesTable(c.series, info.tr, c.pairs));
-    await put(`${folder}/${names.ckaSeries}`, ckaSeriesTable(c.series, info.tr, info.layers.map((x) => x.name)));
+    const tables: [string, string, Record<string, unknown>][] = [
+      [names.annotation, annotationTable(info, c.annotations), ANNOTATION_COLUMNS],
+      [names.coupling, couplingTable(info, c.final, c.finalP, c.fractionSignificant), COUPLING_COLUMNS],
+      [names.couplingSeries, couplingSeriesTable(c.series, info.tr, c.pairs), seriesColumns('unit@feature', 'sliding-window Pearson r of the unit\'s HRF-convolved response with the brain feature over the last `window` TRs (a coupled pair: significant in at least half of the scored TRs)')],
+      [names.ckaSeries, ckaSeriesTable(c.series, info.tr, info.layers.map((x) => x.name)), seriesColumns('<layer>', 'linear CKA between the layer\'s unit responses and the brain features over the TRs so far (0–1)')],
+    ];
+    for (const [name, text, columns] of tables) {
+      await put(`${folder}/${name}`, text);
+      await putJson(`${folder}/${name.replace(/\.tsv$/, '.json')}`, columns);
+    }
     await put(ANALYSIS_FILES.html, htmlReport(c));
     await putJson(ANALYSIS_FILES.timings, c.timings);
     await putJson(ANALYSIS_FILES.report, c.report);

@@ -26,6 +26,7 @@ Runs the whole Sync-ACT analysis as fast as the machine allows (the replay pipel
     desc-coupling_table.tsv     per unit and feature: final r, p, q, fraction significant
     desc-coupling_timeseries.tsv  sliding r over TRs, one column per coupled pair
     desc-cka_timeseries.tsv     CKA per layer over TRs
+    (each TSV with a .json sidecar describing its columns)
 Written to DIR.partial and renamed when complete: a failed run leaves no DIR that
 looks finished. An existing DIR is replaced only if it is an earlier analysis.
 

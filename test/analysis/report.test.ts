@@ -73,7 +73,8 @@ describe('analyze --out: derivatives folder', () => {
         'report.html',
         'report.json',
         'timings.json',
-        ...['annotation_table.tsv', 'cka_timeseries.tsv', 'coupling_table.tsv', 'coupling_timeseries.tsv', 'fbn_components.json', 'fbn_components.nii.gz'].map((f) => `${func}desc-${f}`),
+        ...['annotation_table', 'cka_timeseries', 'coupling_table', 'coupling_timeseries'].flatMap((f) => [`${func}desc-${f}.tsv`, `${func}desc-${f}.json`]),
+        ...['fbn_components.json', 'fbn_components.nii.gz'].map((f) => `${func}desc-${f}`),
         ...['c1', 'color', 's1'].flatMap((l) => ['t', 'beta'].flatMap((s) => [`${func}desc-${l}_stat-${s}_statmap.json`, `${func}desc-${l}_stat-${s}_statmap.nii.gz`])),
       ].sort(),
     );
@@ -120,6 +121,13 @@ describe('analyze --out: derivatives folder', () => {
     const ann = first.get(`${func}desc-annotation_table.tsv`)!.toString().trim().split('\n');
     expect(ann[0]).toBe('layer\tunit\tlabel\tsign\tscore\tp\tq');
     expect(ann.slice(1).map((l) => l.split('\t').slice(0, 2).join(' '))).toEqual(['s1 s1:0', 'c1 c1:8', 'c1 c1:9', 'color color:2']);
+
+    // Every TSV column is described in its sidecar (BIDS practice).
+    for (const table of ['annotation_table', 'coupling_table', 'cka_timeseries', 'coupling_timeseries']) {
+      const header = first.get(`${func}desc-${table}.tsv`)!.toString().split('\n')[0].split('\t');
+      const columns = Object.keys(JSON.parse(first.get(`${func}desc-${table}.json`)!.toString()));
+      for (const h of header) expect(columns.includes(h) || columns.some((c) => /[<@]/.test(c)), `${table}: ${h}`).toBe(true);
+    }
 
     const desc = JSON.parse(first.get('dataset_description.json')!.toString());
     expect(desc).toMatchObject({ DatasetType: 'derivative', GeneratedBy: [{ Name: 'syncact' }] });
