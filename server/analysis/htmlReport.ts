@@ -48,6 +48,34 @@ ${sections.join('\n')}
 `;
 }
 
+/**
+ * Layer names short enough for axis labels: ONNX taps share long prefixes and suffixes
+ * ("/features/features.1/Relu_output_0", "/features/features.4/Relu_output_0" → "1", "4"),
+ * so the part common to all is cut (at a "/", "." or "_" boundary), then each name is
+ * cut to `max` characters. The full names stay in the figures' hover titles.
+ */
+export function shortLayerNames(names: string[], max = 14): string[] {
+  let cut = names.map((n) => n);
+  if (names.length > 1) {
+    const prefix = commonAffix(names, false);
+    const suffix = commonAffix(names.map((n) => n.slice(prefix)), true);
+    cut = names.map((n) => n.slice(prefix, n.length - suffix));
+    if (cut.some((n) => n === '')) cut = names.map((n) => n);
+  }
+  return cut.map((n) => (n.length > max ? n.slice(0, max - 1) + '…' : n));
+}
+
+/** Length of the longest common prefix (or suffix) of all names that ends (or starts) at a separator. */
+function commonAffix(names: string[], suffix: boolean): number {
+  const strs = suffix ? names.map((n) => [...n].reverse().join('')) : names;
+  let k = 0;
+  while (k < strs[0].length && strs.every((n) => n[k] === strs[0][k])) k++;
+  // Back off to just after a separator, so "relu1" and "relu2" do not become "1" and "2"
+  // unless the names are separated there ("/relu/1", "/relu/2").
+  while (k > 0 && !/[/._]/.test(strs[0][k - 1])) k--;
+  return k;
+}
+
 function settingOf(c: AnalysisContent, key: string): unknown {
   const p = c.report.parameters as { engine?: Record<string, unknown> } | undefined;
   return p?.engine?.[key] ?? '?';
@@ -76,7 +104,8 @@ function couplingMatrix(c: AnalysisContent): string {
   const top = 40;
   const cellW = Math.max(1, Math.min(14, (WIDTH - left - 20) / Math.max(1, U)));
   const cellH = Math.max(8, Math.min(18, 360 / Math.max(1, F)));
-  const width = Math.ceil(left + cellW * U + 20);
+  // At least wide enough for the axis caption and the colour bar with its label.
+  const width = Math.max(Math.ceil(left + cellW * U + 20), left + 520);
   const height = Math.ceil(top + cellH * F + 110);
   const parts: string[] = [];
   // Hover labels cost ~60 bytes a cell: kept while the page stays small (a ResNet's
@@ -94,6 +123,7 @@ function couplingMatrix(c: AnalysisContent): string {
     }
   }
   // Layer brackets under the matrix.
+  const short = new Map(info.layers.map((l, i) => [l.name, shortLayerNames(info.layers.map((x) => x.name), 10)[i]]));
   let start = 0;
   const bottom = top + cellH * F;
   for (let i = 1; i <= U; i++) {
@@ -102,7 +132,7 @@ function couplingMatrix(c: AnalysisContent): string {
       const x1 = left + i * cellW;
       parts.push(`<line x1="${px(x0)}" y1="${px(bottom + 4)}" x2="${px(x1 - 1)}" y2="${px(bottom + 4)}" stroke="#333"/>`);
       parts.push(`<line x1="${px(x0)}" y1="${px(top)}" x2="${px(x0)}" y2="${px(bottom + 8)}" stroke="#fff" stroke-width="1"/>`);
-      parts.push(`<text x="${px((x0 + x1) / 2)}" y="${px(bottom + 18)}" text-anchor="middle" font-size="11">${esc(info.units[start].layer)}</text>`);
+      parts.push(`<text x="${px((x0 + x1) / 2)}" y="${px(bottom + 18)}" text-anchor="middle" font-size="11">${esc(short.get(info.units[start].layer) ?? info.units[start].layer)}<title>${esc(info.units[start].layer)}</title></text>`);
       start = i;
     }
   }
@@ -153,8 +183,9 @@ function layerSummary(c: AnalysisContent): string {
   const g: typeof f = { ...f, bottom: axisBottom };
   parts.push(axes(g, { scale: x, ticks: ticks(0, 1, 5).map((v) => ({ value: v, label: String(v) })), label: '' }, { scale: () => NaN, ticks: [], label: '' }));
   parts.push(`<text x="${px((f.left + f.right) / 2)}" y="${px(axisBottom + 32)}" text-anchor="middle" font-size="12">share of the layer's units whose strongest coupling is with the network (fraction of units)</text>`);
+  const short = shortLayerNames(layers);
   layers.forEach((name, l) => {
-    parts.push(`<text x="${f.left - 8}" y="${px(yOf(l) + (rowH - 6) / 2)}" text-anchor="end" dominant-baseline="middle" font-size="11">${esc(name)} (${totals[l]})</text>`);
+    parts.push(`<text x="${f.left - 8}" y="${px(yOf(l) + (rowH - 6) / 2)}" text-anchor="end" dominant-baseline="middle" font-size="11">${esc(short[l])} (${totals[l]})<title>${esc(name)}</title></text>`);
     let acc = 0;
     for (let k = 0; k < A; k++) {
       if (!counts[l][k]) continue;
@@ -190,7 +221,7 @@ function ckaByDepth(c: AnalysisContent): string {
   const yMax = ticks(0, hi, 5).at(-1) as number;
   const y = scale(0, Math.max(yMax, hi), f.bottom, f.top);
   const body = [
-    axes(f, { scale: x, ticks: layers.map((n, i) => ({ value: i, label: n.length > 12 ? n.slice(0, 11) + '…' : n })), label: 'layer (tap order, shallow → deep)' }, { scale: y, ticks: ticks(0, Math.max(yMax, hi), 5), label: 'linear CKA (0–1)' }),
+    axes(f, { scale: x, ticks: shortLayerNames(layers, 12).map((n, i) => ({ value: i, label: n })), label: 'layer (tap order, shallow → deep)' }, { scale: y, ticks: ticks(0, Math.max(yMax, hi), 5), label: 'linear CKA (0–1)' }),
     polyline(layers.map((_, i) => x(i)), values.map((v) => y(v)), '#0072B2', 2),
     ...values.map((v, i) => (Number.isFinite(v) ? `<circle cx="${px(x(i))}" cy="${px(y(v))}" r="4" fill="#0072B2"><title>${esc(layers[i])}: CKA ${fmt(v)}</title></circle>` : '')),
   ];
@@ -199,6 +230,7 @@ function ckaByDepth(c: AnalysisContent): string {
 
 function ckaOverTime(c: AnalysisContent): string {
   const layers = c.info.layers.map((l) => l.name);
+  const short = shortLayerNames(layers, 20);
   const times = c.series.trs.map((k) => k * c.info.tr);
   let hi = 0.1;
   for (const v of c.series.cka) for (const x of v) if (Number.isFinite(x) && x > hi) hi = x;
@@ -211,7 +243,7 @@ function ckaOverTime(c: AnalysisContent): string {
   layers.forEach((name, l) => {
     const color = CATEGORICAL[l % CATEGORICAL.length];
     body.push(polyline(times.map(x), c.series.cka.map((v) => y(v[l])), color));
-    body.push(`<rect x="${px(f.right + 12)}" y="${px(f.top + l * 18)}" width="12" height="12" fill="${color}"/><text x="${px(f.right + 30)}" y="${px(f.top + l * 18 + 10)}" font-size="11">${esc(name)}</text>`);
+    body.push(`<rect x="${px(f.right + 12)}" y="${px(f.top + l * 18)}" width="12" height="12" fill="${color}"/><text x="${px(f.right + 30)}" y="${px(f.top + l * 18 + 10)}" font-size="11">${esc(short[l])}<title>${esc(name)}</title></text>`);
   });
   return svg(f, body.join(''), 'CKA per layer over the run');
 }

@@ -1,7 +1,7 @@
 /** Which pairs the report's timelines show. */
 import { describe, expect, it } from 'vitest';
 import type { SessionInfo, TrState } from '../../protocol/state.ts';
-import { timelinePairs } from '../../server/analysis/htmlReport.ts';
+import { shortLayerNames, timelinePairs } from '../../server/analysis/htmlReport.ts';
 
 const info = { features: ['a', 'b', 'c'] } as unknown as SessionInfo;
 
@@ -19,5 +19,16 @@ describe('timelinePairs', () => {
     const got = timelinePairs({ pairs: [], final, info }, 3);
     expect(got.map((p) => p.index)).toEqual([1, 3, 5]);
     expect(got.every((p) => !p.significant)).toBe(true);
+  });
+});
+
+describe('shortLayerNames', () => {
+  it('cuts what all names share, at a separator, and keeps distinct names distinct', () => {
+    expect(shortLayerNames(['/features/features.1/Relu_output_0', '/features/features.4/Relu_output_0', '/features/features.11/Relu_output_0'])).toEqual(['1', '4', '11']);
+    expect(shortLayerNames(['/relu2/Relu_output_0', 'logits'])).toEqual(['/relu2/Relu_o…', 'logits']);
+    expect(shortLayerNames(['s1', 'c1', 's2'])).toEqual(['s1', 'c1', 's2']);
+    expect(shortLayerNames(['conv_a', 'conv_b'])).toEqual(['a', 'b']);
+    expect(shortLayerNames(['layer', 'layer_x'])).toEqual(['layer', 'layer_x']);
+    expect(shortLayerNames(['only_one_rather_long_name'])).toEqual(['only_one_rath…']);
   });
 });
