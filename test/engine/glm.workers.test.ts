@@ -60,8 +60,8 @@ describe('VoxelwiseGlm worker threads', () => {
     expect(readAll(threads, d.P)).toEqual(readAll(inThread, d.P));
     for (let k = 30; k < d.T; k++) fromThreads.update(row(X, k, d.P), volume(Y, k, d.V));
     expect(readAll(fromThreads, d.P)).toEqual(readAll(inThread, d.P));
-    // Restoring a warm-up snapshot into the fitted, threaded estimator hands the
-    // workers a fresh warm-up buffer.
+    // Restoring a snapshot taken before full rank into the fitted, threaded estimator
+    // replaces the state the workers share.
     const early = new VoxelwiseGlm({ voxels: d.V, regressors: d.P, forgetting: lambda, workers: 0 });
     for (let k = 0; k < 3; k++) early.update(row(X, k, d.P), volume(Y, k, d.V));
     threads.restore(early.snapshot());
