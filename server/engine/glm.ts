@@ -10,7 +10,7 @@
  * - Per voxel the state is z = Qᵀ√W·y (P values, float64, voxel-major) and the RSS. The
  *   SAME rotations, applied to the pairs (√λ·z_i, y_v), give the new z and a rotated-out
  *   residual e_v: RSS ← λ·RSS + e_v². O(P·V) per TR (glmBlock.ts; a WebAssembly SIMD
- *   kernel, two voxels per f64x2, in glmWasm.ts), and at every TR the
+ *   kernel, four voxels per pass as two f64x2 pairs, in glmWasm.ts), and at every TR the
  *   state is exactly that of batch QR on the TRs so far, whatever the conditioning: no
  *   normal equations, no warm-up solve, no betas carried from TR to TR. (The Cholesky/RLS
  *   estimator this replaced carried β ← β + g·e from an exact start on the normal
@@ -29,8 +29,9 @@
  * the design restricted to those r columns, so betas and t of a column j < r are the
  * exact OLS fit of that restricted model (its RSS is RSS + Σ_{i≥r} z_i², its df
  * Σw − tr(Φ_r⁻¹Φ₂_r)); columns j ≥ r read NaN. The coupling engine puts the unit
- * responses first and intercept/drift last (coupling.ts), so on the 300-TR demo the unit
- * maps appear a few TRs after the K-th, long before the slow cosines separate. Once
+ * responses first and intercept/drift last (coupling.ts), so on the 300-TR demo (K = 10,
+ * P = 15) every unit's betas are defined from the 11th TR and its t from the 13th, where
+ * the full design (and the estimator before QR) waited until TR 87 (135). Once
  * r = P (`fitted`) the read-outs are the full model's. rss() and degreesOfFreedom()
  * describe the full model only (NaN before full rank).
  *
@@ -49,7 +50,7 @@
  * without touching any other voxel.
  *
  * Workers: with `workers` ≥ 1 the voxels are split in blocks over worker threads sharing
- * the state through one SharedArrayBuffer (glmPool.ts); update() stays synchronous (the
+ * the state through one shared buffer (glmPool.ts); update() stays synchronous (the
  * calling thread sleeps in Atomics.wait). Results are bitwise identical to in-thread.
  * Call dispose() to stop them (they are unref'd, so a forgotten dispose() does not keep
  * the process alive).
