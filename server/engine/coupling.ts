@@ -212,9 +212,20 @@ export class CouplingEngine implements Estimator {
     return this.trs;
   }
 
-  /** True once the GLM design has full rank (maps defined). */
+  /** True once the GLM design has full rank (every column, drift included, identifiable). */
   get fitted(): boolean {
     return this.glm.fitted;
+  }
+
+  /**
+   * True once every unit's map is defined: the unit columns (first in the design) are
+   * identifiable, possibly before the slow drift columns are; the maps are then the fit
+   * without the drift columns not yet identifiable (see glm.ts), and t needs one more TR
+   * than there are identifiable columns.
+   */
+  get mapsReady(): boolean {
+    const r = this.glm.identifiableColumns;
+    return r >= this.glmUnits.length && this.trs > r;
   }
 
   /** Number of atlas regions (the first features). */

@@ -87,7 +87,7 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
         if (atom >= session.networks || engine.count === 0) return undefined;
         return { tr: lastTr, kind, index, values: engine.atom(atom) };
       }
-      if (!glmUnits.has(index) || !engine.fitted) return undefined;
+      if (!glmUnits.has(index) || !engine.mapsReady) return undefined;
       const values = kind === 'unit-t' ? engine.tmap(index) : engine.betas(index);
       return { tr: lastTr, kind, index, values };
     },

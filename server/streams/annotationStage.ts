@@ -29,7 +29,7 @@ export function isAnnotationTr(k: number, every: number, trCount: number): boole
 
 export function annotateEvery(engine: CouplingEngine, every: number, trCount: number, enabled: boolean): OperatorFunction<TrWork, TrWork> {
   return map((work) => {
-    if (!enabled || !isAnnotationTr(work.tr, every, trCount) || !engine.fitted) return work;
+    if (!enabled || !isAnnotationTr(work.tr, every, trCount) || !engine.mapsReady) return work;
     work.annotations = timed(work, 'annotation', () =>
       engine.annotate().map(
         (a): AnnotationRow => ({ unit: a.unit, label: a.label, sign: a.sign, score: a.score, p: a.p, q: a.q }),

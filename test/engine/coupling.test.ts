@@ -290,3 +290,26 @@ describe('CouplingEngine on degenerate volumes', () => {
     expect(Array.from(e.lastCodes()).every(Number.isFinite)).toBe(true);
   });
 });
+
+describe('CouplingEngine mapsReady', () => {
+  it('turns true once the unit columns are identifiable (before the slow drift ones) and the unit t-maps are defined from then on', () => {
+    const data = makeData(2);
+    const e = new CouplingEngine(options());
+    let readyAt = -1;
+    let fittedAt = -1;
+    for (let t = 0; t < T; t++) {
+      feed(e, data, t, t + 1);
+      const t0 = e.tmap(0);
+      const finite = t0.filter((x) => Number.isFinite(x)).length;
+      if (e.mapsReady) {
+        if (readyAt < 0) readyAt = t;
+        expect(finite).toBeGreaterThan(V * 0.8);
+      } else {
+        expect(finite).toBe(0);
+      }
+      if (e.fitted && fittedAt < 0) fittedAt = t;
+    }
+    expect(readyAt).toBeGreaterThan(0);
+    expect(fittedAt).toBeGreaterThanOrEqual(readyAt);
+  });
+});
