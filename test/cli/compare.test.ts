@@ -1,14 +1,18 @@
 /**
- * `syncact compare` from the command line: a models.json with the built-in model (two
- * layer choices) and an ONNX file, on the tiny session; the folder it writes, the feature
- * cache serving a model's second run, and usage errors.
+ * `syncact compare` from the command line, on the tiny session: ONNX models built here
+ * whose brain similarity is ordered by construction (one computes exactly the movie
+ * features that drive the phantom's networks, one pseudo-random values, one the first plus half the second);
+ * a models.json with the built-in model (two layer choices) and an ONNX file, the folder it
+ * writes and the feature cache serving a model's second run; usage errors.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compare } from '../../server/commands/compare.ts';
 import { commands } from '../../server/commands/index.ts';
+import { createRng } from '../../server/engine/random.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { writeSyntheticSession } from '../../server/synth/writeSession.ts';
 
@@ -16,6 +20,67 @@ let tmp: string;
 let sessionFile: string;
 let modelsFile: string;
 let log: string[];
+
+const { onnx } = onnxProto;
+const SIZE = 64; // the tiny movie's frame size: the models see the frames unresized
+
+/**
+ * An ONNX model on NCHW frames scaled to [0, 1]: x → Flatten → MatMul → 2 units, then
+ * - 'features': the units are the frame's checkerboard contrast and red–green tint,
+ *   exactly the features that drive the phantom's visual, default-mode and colour
+ *   networks (server/synth/movie.ts), each scaled to about [0, 1];
+ * - 'noise': sin of a random projection with weights so large that the smallest change
+ *   of a frame moves it by many periods: deterministic, but unrelated to the content;
+ * - 'mixture': the features plus half the noise.
+ * On the 60-TR tiny session this gives best-layer CKA of about 0.51, 0.44 and 0.35 (the
+ * last is what 2 unrelated units reach by chance against 7 features over 60 TRs).
+ */
+function builtModel(kind: 'features' | 'noise' | 'mixture'): Uint8Array {
+  const N = SIZE * SIZE;
+  const F = onnx.TensorProto.DataType.FLOAT;
+  const features = new Float32Array(3 * N * 2);
+  for (let y = 0; y < SIZE; y++) {
+    for (let x = 0; x < SIZE; x++) {
+      const i = y * SIZE + x;
+      const checker = (Math.floor(x / (SIZE / 8)) + Math.floor(y / (SIZE / 8))) % 2 === 0 ? 1 : -1;
+      features[(2 * N + i) * 2] = checker / N / 0.1; // blue = the grey level: contrast
+      features[i * 2 + 1] = 1 / N / 0.16; // red − green: the tint
+      features[(N + i) * 2 + 1] = -1 / N / 0.16;
+    }
+  }
+  const rng = createRng(7);
+  const noise = Float32Array.from({ length: 3 * N * 2 }, () => 50 * rng.normal());
+  const tensor = (name: string, v: Float32Array, dims: number[]) => ({ name, dims, dataType: F, rawData: new Uint8Array(v.buffer.slice(0)) });
+  const nodes = [{ name: 'flatten', opType: 'Flatten', input: ['x'], output: ['flat'], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] }];
+  const inits = [];
+  if (kind !== 'noise') {
+    nodes.push({ name: 'features', opType: 'MatMul', input: ['flat', 'wf'], output: ['features'], attribute: [] });
+    inits.push(tensor('wf', features, [3 * N, 2]));
+  }
+  if (kind !== 'features') {
+    nodes.push({ name: 'project', opType: 'MatMul', input: ['flat', 'wn'], output: ['projection'], attribute: [] });
+    nodes.push({ name: 'sin', opType: 'Sin', input: ['projection'], output: ['noise'], attribute: [] });
+    inits.push(tensor('wn', noise, [3 * N, 2]));
+  }
+  if (kind === 'mixture') {
+    nodes.push({ name: 'scale', opType: 'Mul', input: ['noise', 'a'], output: ['scaled'], attribute: [] });
+    nodes.push({ name: 'sum', opType: 'Add', input: ['features', 'scaled'], output: ['mixture'], attribute: [] });
+    inits.push(tensor('a', Float32Array.of(0.5), []));
+  }
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: kind,
+        node: nodes,
+        initializer: inits,
+        input: [{ name: 'x', type: { tensorType: { elemType: F, shape: { dim: [{ dimParam: 'n' }, { dimValue: 3 }, { dimValue: SIZE }, { dimValue: SIZE }] } } } }],
+        output: [{ name: kind, type: { tensorType: { elemType: F } } }],
+      },
+    }),
+  ).finish();
+}
 
 async function run(argv: string[]): Promise<number> {
   log = [];
@@ -86,6 +151,32 @@ describe('syncact compare', () => {
     expect(await run(args)).toBe(0);
     expect(log.join('').match(/\[feature cache\]/g)).toHaveLength(3);
     expect(readFileSync(join(out, 'models.tsv'), 'utf8')).toBe(before);
+  }, 30_000);
+
+  it('orders ONNX models built to be brain-like, noise and a mixture, and correlates with accuracy by sign', async () => {
+    const file = join(tmp, 'built.json');
+    const models = (['noise', 'features', 'mixture'] as const).map((kind, i) => {
+      const path = join(tmp, `${kind}.onnx`);
+      writeFileSync(path, builtModel(kind));
+      return { name: kind, model: { kind: 'onnx', path: `${kind}.onnx`, layers: [kind], preprocessing: { normalization: 'unit' } }, accuracy: [0.2, 0.8, 0.5][i] };
+    });
+    writeFileSync(file, JSON.stringify({ models }));
+    // Two units per model: two GLM regressors (the session refuses more components than units).
+    const session2 = join(tmp, 'tiny', 'session2.json');
+    const json = JSON.parse(readFileSync(sessionFile, 'utf8'));
+    writeFileSync(session2, JSON.stringify({ ...json, engine: { ...json.engine, regressors: 2 } }));
+    const out = join(tmp, 'built');
+    expect(await run(['--session', session2, '--models', file, '--out', out, '--frames-per-tr', '2', '--networks', '0', '--no-cache', '--bootstrap', '200', '--quiet'])).toBe(0);
+    const rows = readFileSync(join(out, 'models.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+    const col = rows[0].indexOf('best_layer_cka');
+    const cka = Object.fromEntries(rows.slice(1).map((r) => [r[0], Number(r[col])]));
+    expect(cka.features).toBeGreaterThan(cka.mixture);
+    expect(cka.mixture).toBeGreaterThan(cka.noise);
+    const corr = readFileSync(join(out, 'correlation.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+    const spearman = corr.find((r) => r[0] === 'best_layer_cka' && r[1] === 'spearman')!;
+    const pearson = corr.find((r) => r[0] === 'best_layer_cka' && r[1] === 'pearson')!;
+    expect(Number(spearman[3])).toBe(1);
+    expect(Number(pearson[3])).toBeGreaterThan(0);
   }, 30_000);
 
   it('usage errors name the option or the file', async () => {
