@@ -340,7 +340,12 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     if (options.maxTrs !== undefined) trCount = Math.min(trCount, options.maxTrs);
     if (trCount < 3) throw new SyncactError('REPLAY_BAD_OPTIONS', `the replay would have ${trCount} TRs; it needs at least 3`, config.fmri);
 
-    const K = Math.min(settings.regressors, trCount - 2);
+    // PCA cannot give more components than there are units, nor more than the TRs allow.
+    const unitCount = extractor.layers.reduce((n, l) => n + l.channels, 0);
+    const K = Math.min(settings.regressors, trCount - 2, unitCount);
+    if (!options.units && K < settings.regressors) {
+      warnings.push(`GLM regressors: ${K} principal components instead of ${settings.regressors} (${unitCount} units, ${trCount} TRs)`);
+    }
     const reduction: UnitReductionSpec = options.units ? { kind: 'units', units: options.units } : { kind: 'pca', components: K };
     const cache = options.cacheDir === null ? null : new FeatureCache({ dir: options.cacheDir, logger: options.log });
     let lastPct = -1;

@@ -161,12 +161,10 @@ describe('syncact compare', () => {
       return { name: kind, model: { kind: 'onnx', path: `${kind}.onnx`, layers: [kind], preprocessing: { normalization: 'unit' } }, accuracy: [0.2, 0.8, 0.5][i] };
     });
     writeFileSync(file, JSON.stringify({ models }));
-    // Two units per model: two GLM regressors (the session refuses more components than units).
-    const session2 = join(tmp, 'tiny', 'session2.json');
-    const json = JSON.parse(readFileSync(sessionFile, 'utf8'));
-    writeFileSync(session2, JSON.stringify({ ...json, engine: { ...json.engine, regressors: 2 } }));
+    // Two units per model, fewer than the session's default GLM regressors: the session
+    // takes as many principal components as there are units.
     const out = join(tmp, 'built');
-    expect(await run(['--session', session2, '--models', file, '--out', out, '--frames-per-tr', '2', '--networks', '0', '--no-cache', '--bootstrap', '200', '--quiet'])).toBe(0);
+    expect(await run(['--session', sessionFile, '--models', file, '--out', out, '--frames-per-tr', '2', '--networks', '0', '--no-cache', '--bootstrap', '200', '--quiet'])).toBe(0);
     const rows = readFileSync(join(out, 'models.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
     const col = rows[0].indexOf('best_layer_cka');
     const cka = Object.fromEntries(rows.slice(1).map((r) => [r[0], Number(r[col])]));
