@@ -6,6 +6,10 @@
  * LiveSession, starts the server and prints the dashboard URL with the control token on
  * stdout (one line starting with `http`, so scripts can read it). Opens no browser.
  *
+ * The server runs in a worker thread (startServerInWorker): with 50 clients at speed 20 the
+ * in-thread server's fan-out cost the pipeline's thread ~3.4× its per-TR time, the worker
+ * only a structured clone of each TR (`npm run bench -- --only server.demo`).
+ *
  * The demo loops by default, so a dashboard opened late still sees it playing.
  * SIGINT/SIGTERM stop the replay, close every client and the session, and exit 0.
  */
@@ -13,7 +17,9 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SyncactError } from '../errors.ts';
 import { pipelineLiveSession } from '../net/pipelineSession.ts';
-import { startServer } from '../net/server.ts';
+import type { LiveSession } from '../net/liveSession.ts';
+import type { RunningServer } from '../net/server.ts';
+import { startServerInWorker } from '../net/startServerInWorker.ts';
 import { dashboardBuilt } from '../net/staticFiles.ts';
 import { checkSpeed, type ReplaySpeed } from '../streams/replayClock.ts';
 import { openSession } from '../streams/session.ts';
@@ -94,8 +100,7 @@ export const demo: Command = {
         paused: values.paused ?? false,
         onState: timings ? (s) => appendFileSync(timings, `${s.tr} ${Date.now()}\n`) : undefined,
       });
-      const server = await startServer({
-        session: live,
+      const server = await serveDemo(live, {
         host: values.host,
         port,
         token: values.token,
@@ -128,6 +133,19 @@ export const demo: Command = {
     }
   },
 };
+
+/** Where `syncact demo` serves a live session from; bench/server.bench.ts measures this same path. */
+export interface DemoServerOptions {
+  host?: string;
+  port?: number;
+  token?: string;
+  staticDir?: string;
+}
+
+/** Serves `live` the way `syncact demo` does: the HTTP/WebSocket server on its own worker thread. */
+export function serveDemo(live: LiveSession, options: DemoServerOptions): Promise<RunningServer> {
+  return startServerInWorker({ session: live, ...options });
+}
 
 function parseSpeed(v: string | undefined): ReplaySpeed {
   if (v === undefined) return 1;
