@@ -3,7 +3,8 @@
  *
  * Intuition: the engine (server/engine/coupling.ts) is pure and synchronous; this stage is
  * the only place where the streams touch it per TR. The update (GLM maps, brain features,
- * learned networks, sliding sums, CKA cross-products) is timed as `engine`; reading the
+ * learned networks, sliding sums, CKA cross-products) is timed as `engine`, with its parts
+ * as `engine.glm`, `engine.features`, `engine.dictionary`, `engine.sliding`, `engine.cka`; reading the
  * coupling matrix with its nulls and BH q-values as `coupling`; the layer CKAs as `cka`.
  *
  * ```
@@ -25,6 +26,9 @@ export function updateCoupling(engine: CouplingEngine, alpha: number): OperatorF
     if (!units || !extras || !volume) throw new SyncactError('ENGINE_BAD_INPUT', `coupling stage: TR ${work.tr} arrived without its units, extras or volume`);
     if (engine.count !== work.tr) throw new SyncactError('ENGINE_BAD_INPUT', `coupling stage: engine is at TR ${engine.count}, work is for TR ${work.tr}`);
     timed(work, 'engine', () => engine.update({ units, extras, volume }));
+    // The engine's own parts of that time, so telemetry says whether the GLM, the sliding
+    // windows or the dictionary is the slow part.
+    for (const [part, ms] of Object.entries(engine.stageTimes())) work.stageMs[`engine.${part}`] = ms;
     work.features = engine.lastFeatures();
     work.coupling = timed(work, 'coupling', () => engine.coupling(alpha));
     work.cka = timed(work, 'cka', () => engine.cka());

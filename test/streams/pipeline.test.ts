@@ -104,10 +104,16 @@ describe('pipeline', () => {
     for (const t of out) {
       const ms = t.state.telemetry.stageMs;
       for (const stage of ['units', 'volume', 'engine', 'coupling', 'cka', 'state']) expect(ms[stage]).toBeGreaterThanOrEqual(0);
+      const parts = ['glm', 'features', 'dictionary', 'sliding', 'cka'].map((p) => ms[`engine.${p}`]);
+      for (const p of parts) expect(p).toBeGreaterThanOrEqual(0);
+      // The parts are inside the engine's update: they add up to at most its time.
+      expect(parts.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(ms.engine + 1e-6);
       expect(t.state.telemetry.lagMs).toBe(0);
       expect(t.state.frame?.rgb.length).toBe(64 * 64 * 3);
     }
     expect(out[30].state.telemetry.trsPerSecond).toBeGreaterThan(0);
+    // The engine's clock is wired: its parts are measured, not left at 0.
+    expect(out.reduce((a, t) => a + t.state.telemetry.stageMs['engine.glm'], 0)).toBeGreaterThan(0);
     const annotated = out.filter((t) => t.annotations).map((t) => t.state.tr);
     expect(annotated).toEqual([7, 15, 23, 31, 39, 47, 55, 59]);
     const rows = out[59].annotations ?? [];
