@@ -76,6 +76,8 @@ export interface SessionFile {
   /** Label atlas (NIfTI) and its table (TSV: index, name). */
   atlas?: string | null;
   atlas_labels?: string | null;
+  /** Background of the brain view (3D NIfTI in the BOLD's space, resampled to its grid); absent: the mean EPI. */
+  anatomical?: string | null;
   /** Ground truth of a synthetic session: truth.json and the planted maps (4D NIfTI). */
   truth?: string | null;
   truth_maps?: string | null;
@@ -108,6 +110,8 @@ export interface SessionConfig {
   mask: string | null;
   atlas: string | null;
   atlasLabels: string | null;
+  /** The brain view's background image; null: the mean EPI. */
+  anatomical: string | null;
   truth: string | null;
   truthMaps: string | null;
   tr: number | null;
@@ -126,7 +130,7 @@ export interface BidsEntities {
   run: string | null;
 }
 
-const FILE_KEYS = ['fmri', 'movie', 'mask', 'atlas', 'atlas_labels', 'truth', 'truth_maps'] as const;
+const FILE_KEYS = ['fmri', 'movie', 'mask', 'atlas', 'atlas_labels', 'anatomical', 'truth', 'truth_maps'] as const;
 const TOP_KEYS = new Set<string>(['version', ...FILE_KEYS, 'tr', 'onset', 'preset', 'seed', 'subject', 'session', 'task', 'run', 'engine']);
 
 const ENGINE_KEYS: Record<string, keyof EngineSettings> = {
@@ -168,6 +172,7 @@ export async function loadSession(path: string): Promise<SessionConfig> {
     ['mask', session.mask],
     ['atlas', session.atlas],
     ['atlas_labels', session.atlasLabels],
+    ['anatomical', session.anatomical],
     ['truth', session.truth],
     ['truth_maps', session.truthMaps],
   ] as const) {
@@ -237,6 +242,7 @@ export function parseSession(json: unknown, path: string): SessionConfig {
     mask: file('mask', false),
     atlas: file('atlas', false),
     atlasLabels: file('atlas_labels', false),
+    anatomical: file('anatomical', false),
     truth: file('truth', false),
     truthMaps: file('truth_maps', false),
     tr,

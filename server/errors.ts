@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ATLAS_NO_OVERLAP'
   | 'ATLAS_BAD_LABELS'
   | 'ATLAS_BAD_IMAGE'
+  | 'ANATOMICAL_BAD_IMAGE'
   // files, sessions and the command line
   | 'FILE_NOT_FOUND'
   | 'FILE_UNREADABLE'

@@ -18,7 +18,7 @@ const at = '/sessions/s1/session.json';
 
 describe('parseSession', () => {
   it('resolves relative paths against the file folder, keeps absolute ones, fills defaults', () => {
-    const s = parseSession({ fmri: 'bold.nii.gz', movie: '../movies/m.mp4', mask: '/abs/mask.nii' }, at);
+    const s = parseSession({ fmri: 'bold.nii.gz', movie: '../movies/m.mp4', mask: '/abs/mask.nii', anatomical: 'anat/T1w.nii.gz' }, at);
     expect(s).toEqual({
       path: at,
       fmri: '/sessions/s1/bold.nii.gz',
@@ -26,6 +26,7 @@ describe('parseSession', () => {
       mask: '/abs/mask.nii',
       atlas: null,
       atlasLabels: null,
+      anatomical: '/sessions/s1/anat/T1w.nii.gz',
       truth: null,
       truthMaps: null,
       tr: null,

@@ -36,6 +36,7 @@ import type { FeatureExtractor } from '../engine/cnn/extractor.ts';
 import { validateModelSpec, type ModelSpec } from '../engine/cnn/modelSpec.ts';
 import type { UnitReductionSpec } from '../engine/cnn/unitReduction.ts';
 import type { FrameSource } from '../engine/cnn/unitSeries.ts';
+import { loadAnatomical } from '../io/anatomical.ts';
 import { atlasFromLabels, brainFeaturesOptions, denseWeights, loadAtlas, type Atlas } from '../io/atlas.ts';
 import { computeEpiMaskFromFile } from '../io/epiMask.ts';
 import { FeatureCache } from '../io/featureCache.ts';
@@ -203,6 +204,8 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
       headerTr = run.header.tr;
       background = mean ? Float32Array.from(mean) : await meanOfFirst(run, 10);
     }
+    // The session's anatomical, when it names one, is drawn under the maps instead.
+    if (config.anatomical) background = await loadAnatomical(config.anatomical, grid);
     return await assemble({
       config,
       settings,
