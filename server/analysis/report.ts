@@ -112,7 +112,8 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
     };
     const putJson = (name: string, value: unknown) => put(name, JSON.stringify(value, jsonNumbers, 2) + '\n');
     const nVox = info.grid.dims[0] * info.grid.dims[1] * info.grid.dims[2];
-    const spatial = { affine: info.grid.affine, tr: info.tr, gzipLevel: 1 };
+    // Every NIfTI written here is a stack of maps, not a run: no TR on the 4th axis (volumes: 'maps').
+    const spatial = { affine: info.grid.affine, gzipLevel: 1, volumes: 'maps' as const };
     const stack = (maps: Float32Array[]) => {
       const out = new Float32Array(nVox * maps.length);
       maps.forEach((m, j) => out.set(unmask(m, info.maskIndices, nVox), j * nVox));

@@ -7,6 +7,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { analyze } from '../../server/commands/analyze.ts';
 import { openNifti } from '../../server/io/nifti/read.ts';
@@ -95,6 +96,13 @@ describe('analyze --out: derivatives folder', () => {
       expect(side.DegreesOfFreedom).toBe(s.engine.degreesOfFreedom());
       const img = await openNifti(join(out, `${func}desc-c1_stat-t_statmap.nii.gz`));
       expect(img.header.dims).toEqual([12, 14, 12, 2]);
+      // A stack of maps, not a run: NIFTI_UNITS_MM with no time unit (bits 0x38), pixdim[4] = 1.
+      for (const f of [`${func}desc-c1_stat-t_statmap.nii.gz`, `${func}desc-c1_stat-beta_statmap.nii.gz`, `${func}desc-fbn_components.nii.gz`]) {
+        const raw = gunzipSync(first.get(f)!);
+        expect(raw[123] & 0x38).toBe(0);
+        expect(raw[123]).toBe(2);
+        expect(raw.readFloatLE(92)).toBe(1);
+      }
       const c1 = s.glmUnits.filter((u) => s.info.regressors[s.info.units[u].channel]?.startsWith('c1:'));
       expect(c1).toHaveLength(2);
       for (const [j, u] of c1.entries()) {

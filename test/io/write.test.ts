@@ -142,6 +142,29 @@ describe('writeNifti', () => {
     expect(h.intentCode).toBe(1002);
   });
 
+  it("writes a stack of maps (volumes: 'maps') without a time unit or a TR, as nibabel does", async () => {
+    const path = join(dir, 'tmaps.nii.gz');
+    await writeNifti(path, data, { dims, affine: MNI_2MM, volumes: 'maps', intent: { code: 3, name: 'ttest', p1: 40 } });
+    const h = parse(gunzipSync(await readFile(path)));
+    expect(h.dims).toEqual(dims); // still 4D: nilearn's image functions take 3D or 4D
+    expect(h.xyztUnits).toBe(2); // NIFTI_UNITS_MM, no NIFTI_UNITS_SEC (8)
+    expect(h.xyztUnits & 0x38).toBe(0); // the time-unit bits nibabel reads for get_xyzt_units()[1]
+    expect(h.pixdim.slice(1, 5)).toEqual([2, 2, 2, 1]); // nibabel's Nifti1Image(stack, affine) default
+    expect(h.intentCode).toBe(3);
+    expect(Array.from(h.data)).toEqual(Array.from(data));
+    // A run keeps its time unit: the option is what changes it.
+    const run = buildNiftiHeader('run.nii', { dims, affine: MNI_2MM });
+    expect(run[123]).toBe(10);
+  });
+
+  it("rejects a tr on a stack of maps (it has no time axis)", async () => {
+    const err = await writeNifti(join(dir, 'bad-maps.nii'), data, { dims, affine: MNI_2MM, volumes: 'maps', tr: 2 }).catch((e) => e);
+    expect(err).toBeInstanceOf(SyncactError);
+    expect(err.code).toBe('NIFTI_WRITE_FAILED');
+    expect(err.message).toMatch(/stack of maps has no tr/);
+    expect(await readdir(dir)).not.toContain('bad-maps.nii');
+  });
+
   it('rejects data whose length does not match dims, leaving nothing behind', async () => {
     const path = join(dir, 'bad.nii');
     await expect(writeNifti(path, new Float32Array(7), { dims: [2, 2, 2], affine: MNI_2MM })).rejects.toMatchObject({

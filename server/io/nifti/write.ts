@@ -22,6 +22,8 @@ const VOX_OFFSET = 352;
 const DT_FLOAT32 = 16;
 /** xyzt_units: NIFTI_UNITS_MM (2) | NIFTI_UNITS_SEC (8). */
 const UNITS_MM_SEC = 2 | 8;
+/** xyzt_units of a stack of maps: NIFTI_UNITS_MM only, the 4th axis has no unit. */
+const UNITS_MM = 2;
 /** NIFTI_XFORM_ALIGNED_ANAT: the default code for both transforms. */
 export const XFORM_ALIGNED_ANAT = 2;
 
@@ -40,8 +42,17 @@ export interface NiftiWriteOptions {
   dims: number[];
   /** Voxel-to-world (mm), 4×4 row-major; written as sform and as qform. */
   affine: Affine;
-  /** Seconds per volume, stored in pixdim[4] (4D images). Default 1. */
+  /** Seconds per volume, stored in pixdim[4] (4D images). Default 1. Not with `volumes: 'maps'`. */
   tr?: number;
+  /**
+   * What the 4th axis is. 'time' (default): a run, pixdim[4] = tr and xyzt_units mm + s.
+   * 'maps': a stack of maps (t or beta per regressor, network components), written as
+   * nibabel writes `Nifti1Image(stack, affine)` and nilearn's `concat_imgs` returns it:
+   * pixdim[4] = 1 and xyzt_units mm with no time unit, so that no tool (nilearn, FSL,
+   * AFNI) reads the stack as a time series with a TR. Still 4D (not dim[5] with a vector
+   * intent): nilearn's image functions accept 3D or 4D only.
+   */
+  volumes?: 'time' | 'maps';
   /** Up to 79 characters, stored in descrip. */
   description?: string;
   intent?: NiftiIntent;
@@ -230,6 +241,10 @@ function float32Bytes(data: Float32Array): Uint8Array {
 export function buildNiftiHeader(path: string, options: NiftiWriteOptions): Uint8Array {
   const dims = checkDims(path, options.dims);
   const affine = checkAffine(path, options.affine);
+  const maps = options.volumes === 'maps';
+  if (maps && options.tr !== undefined) {
+    throw new SyncactError('NIFTI_WRITE_FAILED', `a stack of maps has no tr (got ${options.tr})`, path);
+  }
   const tr = options.tr ?? 1;
   if (!(Number.isFinite(tr) && tr > 0)) {
     throw new SyncactError('NIFTI_WRITE_FAILED', `tr must be a positive number of seconds, got ${tr}`, path);
@@ -263,7 +278,7 @@ export function buildNiftiHeader(path: string, options: NiftiWriteOptions): Uint
   v.setFloat32(108, VOX_OFFSET, le);
   v.setFloat32(112, 1, le); // scl_slope: values are stored as they are
   v.setFloat32(116, 0, le);
-  bytes[123] = UNITS_MM_SEC;
+  bytes[123] = maps ? UNITS_MM : UNITS_MM_SEC;
   writeString(bytes, 148, 80, options.description ?? 'syncact');
   v.setInt16(252, options.qformCode ?? XFORM_ALIGNED_ANAT, le);
   v.setInt16(254, options.sformCode ?? XFORM_ALIGNED_ANAT, le);
