@@ -12,6 +12,14 @@
  * the PCA components); any other unit has no voxelwise map (`map()` returns undefined, the
  * server then sends nothing). `network` index f is brain feature f: an atlas region's
  * weights for f < regions, a learned network's (dictionary atom's) map after that.
+ *
+ * Annotations: the pipeline annotates every `snapshotEvery` TRs (annotationStage.ts), the
+ * same TRs in a replay and in a batch analysis. A viewer that jumps (a seek, ArrowLeft, a
+ * loop back to TR 0) would then keep the labels of the position it left — TR 49's table at
+ * TR 225, or labels from the future after a jump back — until the next stride TR. So after
+ * a jump this adapter annotates at the TR landed on (an empty list where the unit maps
+ * are not yet defined, which clears the old table). Only the served stream does this; the
+ * pipeline's own states stay those of an uninterrupted run.
  */
 import { share, Subject, map as rxMap, filter, type Observable } from 'rxjs';
 import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
@@ -39,6 +47,11 @@ export interface PipelineLiveSession extends LiveSession {
   stop(): void;
 }
 
+/** The engine's current annotation as protocol rows (as annotationStage.ts makes them). */
+function annotationRows(engine: OpenedSession['engine']): AnnotationRow[] {
+  return engine.annotate().map((a): AnnotationRow => ({ unit: a.unit, label: a.label, sign: a.sign, score: a.score, p: a.p, q: a.q }));
+}
+
 export function pipelineLiveSession(session: OpenedSession, options: PipelineSessionOptions = {}): PipelineLiveSession {
   const { info, engine } = session;
   const controls = new Subject<ClockCommand>();
@@ -63,8 +76,15 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
       return t.state;
     }),
   );
+  let previousTr = -1;
   const annotations$ = trs$.pipe(
-    rxMap((t) => t.annotations),
+    rxMap((t) => {
+      const jumped = previousTr >= 0 && t.state.tr !== previousTr + 1;
+      previousTr = t.state.tr;
+      if (t.annotations !== null || !jumped || !session.annotate) return t.annotations;
+      // The engine is at this TR's state: the next TR is not processed before this returns.
+      return engine.mapsReady ? annotationRows(engine) : [];
+    }),
     filter((rows): rows is AnnotationRow[] => rows !== null),
   );
   const glmUnits = new Set(session.glmUnits);

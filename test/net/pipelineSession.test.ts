@@ -104,4 +104,51 @@ describe('pipelineLiveSession', () => {
     expect(trs.slice(-3)).toEqual([n - 3, n - 2, n - 1]);
     expect(trs.length).toBeLessThan(n);
   });
+
+  it('annotates at the TR a seek lands on (fresh labels, not the position left), and clears them where the unit maps are not yet defined', async () => {
+    const s = await tiny();
+    const every = s.settings.snapshotEvery;
+    const live = pipelineLiveSession(s, { speed: 'max' });
+    const target = 13; // not a stride TR: without the seek it would not annotate
+    expect((target + 1) % every).not.toBe(0);
+    const got: { tr: number; seeks: number; rows: unknown }[] = [];
+    let tr = -1;
+    let seeks = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      live.state$.subscribe({
+        next: (st) => {
+          tr = st.tr;
+          // Forward past the target first, then back to it, then back to TR 0.
+          if (seeks === 0 && st.tr === 30) (seeks++, live.control({ op: 'seek', tr: target }));
+          else if (seeks === 1 && st.tr === target + 3) (seeks++, live.control({ op: 'seek', tr: 0 }));
+          else if (seeks === 2 && st.tr === 1) live.stop();
+        },
+        error: reject,
+        complete: resolve,
+      });
+      live.annotations$.subscribe((rows) => got.push({ tr, seeks, rows }));
+    });
+    await done;
+    // The reference: a pipeline annotating at every TR, with no seek.
+    const b = await tiny();
+    const reference = await lastValueFrom(
+      runPipeline({ inputs: b.inputs, engine: b.engine, alpha: b.settings.fdrQ, speed: 'max', annotateEvery: 1, annotate: b.annotate, snapshotEvery: every }).pipe(toArray()),
+    );
+    const atTarget = got.filter((g) => g.seeks === 1 && g.tr === target);
+    expect(atTarget).toHaveLength(1);
+    expect(got.filter((g) => g.seeks === 1)[0]).toBe(atTarget[0]);
+    expect(reference[target].annotations).not.toBeNull();
+    expect((reference[target].annotations as unknown[]).length).toBeGreaterThan(0);
+    expect(atTarget[0].rows).toEqual(reference[target].annotations);
+    // The labels of TR 30 (the position left) differ from those computed at the target.
+    expect(reference[target].annotations).not.toEqual(reference[30].annotations);
+    // Stride annotations are unchanged: before the seek at every Nth TR, after it at the next one.
+    expect(got.filter((g) => g.seeks === 0).map((g) => g.tr)).toEqual(
+      Array.from({ length: 30 }, (_, k) => k).filter((k) => (k + 1) % every === 0 && reference[k].annotations !== null),
+    );
+    // Seek to TR 0: no unit maps yet, so the stale table is cleared with an empty annotation.
+    expect(reference[0].annotations).toBeNull();
+    expect(got.filter((g) => g.seeks === 1).map((g) => g.tr)).toEqual([target, 15]);
+    expect(got.filter((g) => g.seeks === 2).map((g) => [g.tr, g.rows])).toEqual([[0, []]]);
+  });
 });
