@@ -26,9 +26,12 @@
  * with the planted map (Σ sign·map of the driven networks); the mean over drivers.
  * annotation_accuracy: the same regressor per driver, labelled with one of the driver's
  * networks and the planted sign (times the sign of ρ); the fraction of drivers.
+ * annotation_false_labels: every annotated regressor (not only the drivers' best) labelled
+ * at q ≤ 0.05 with a null network (one nothing drives) is a false label; count and
+ * fraction of the labels at q ≤ 0.05.
  */
 import type { AnnotationRow } from '../../protocol/state.ts';
-import { mapCorrelation, plantedMap, scoreDetections, type SignificanceTally, detectedPairs } from '../engine/truthScore.ts';
+import { mapCorrelation, plantedMap, scoreDetections, type SignificanceTally, detectedPairs, falseAnnotationLabels } from '../engine/truthScore.ts';
 import type { SessionTruth } from './truthFile.ts';
 
 export const PROXY_R = 0.9;
@@ -45,6 +48,16 @@ export interface TruthBlock {
   false_positive_rate: number;
   map_correlation: number;
   annotation_accuracy: number;
+  /** Regressors labelled at q ≤ alpha with a null network (see the file comment). */
+  annotation_false_labels: {
+    count: number;
+    /** Labels at q ≤ alpha. */
+    labelled: number;
+    /** count / labelled; NaN (null in JSON) when nothing was labelled. */
+    fraction: number;
+    alpha: number;
+    labels: { regressor: string; label: string; q: number }[];
+  };
   detection: {
     planted_pairs: number;
     not_planted_pairs: number;
@@ -80,6 +93,8 @@ export interface TruthInputs {
   maskIndices: Uint32Array;
   /** Final annotation of the GLM regressors (empty when annotation is off). */
   annotations: AnnotationRow[];
+  /** q at or below which an annotation counts as a label (default 0.05). */
+  annotationAlpha?: number;
 }
 
 /** Pearson r of two equally long series (NaN when either is constant). */
@@ -189,11 +204,23 @@ export function truthBlock(o: TruthInputs): TruthBlock {
     return [{ regressor: m.regressor, feature: m.feature, label: a.label, sign: a.sign, expected: expected.map((e) => `${e.sign < 0 ? '-' : '+'}${e.name}`), correct }];
   });
 
+  const alpha = o.annotationAlpha ?? 0.05;
+  const falseLabels = falseAnnotationLabels(o.annotations, o.truth.networks, alpha);
   return {
     sensitivity: det.sensitivity,
     false_positive_rate: det.falsePositiveRate,
     map_correlation: mapR.length ? mapR.reduce((a, b) => a + b, 0) / mapR.length : NaN,
     annotation_accuracy: annotations.length ? annotations.filter((a) => a.correct).length / annotations.length : NaN,
+    annotation_false_labels: {
+      count: falseLabels.count,
+      labelled: falseLabels.labelled,
+      fraction: falseLabels.fraction,
+      alpha,
+      labels: falseLabels.indices.map((i) => {
+        const a = o.annotations[i];
+        return { regressor: o.unitNames[a.unit], label: a.label, q: a.q };
+      }),
+    },
     detection: {
       planted_pairs: det.planted,
       not_planted_pairs: det.notPlanted,

@@ -182,3 +182,38 @@ export function scoreAnnotations(
   });
   return { accuracy: scored > 0 ? right / scored : NaN, verdicts };
 }
+
+export interface FalseLabels {
+  /** Annotations labelled with a null network at q ≤ alpha. */
+  count: number;
+  /** Annotations at q ≤ alpha (whatever their label): the labels a user would report. */
+  labelled: number;
+  /** count / labelled (NaN when nothing was labelled at q ≤ alpha). */
+  fraction: number;
+  /** Index into the annotations of each false label. */
+  indices: number[];
+}
+
+/**
+ * False annotations: a regressor labelled, at q ≤ alpha, with a null network — one the
+ * truth says nothing drives. Nothing in the session couples with such a network, so any
+ * significant label naming it is wrong whatever the regressor is (unlike a wrong driven
+ * network, which annotation accuracy already counts for the drivers' regressors). The
+ * fraction is over the significant labels, like a false discovery proportion.
+ */
+export function falseAnnotationLabels(
+  annotations: readonly { label: string; q: number }[],
+  networks: readonly PlantedNetwork[],
+  alpha = 0.05,
+): FalseLabels {
+  if (!(alpha > 0 && alpha <= 1)) throw bad(`alpha must be in (0, 1], got ${alpha}`);
+  const nulls = new Set(networks.filter((n) => n.driver === null).map((n) => n.name));
+  let labelled = 0;
+  const indices: number[] = [];
+  annotations.forEach((a, i) => {
+    if (!(a.q <= alpha)) return; // NaN q: not labelled
+    labelled++;
+    if (nulls.has(a.label)) indices.push(i);
+  });
+  return { count: indices.length, labelled, fraction: labelled > 0 ? indices.length / labelled : NaN, indices };
+}

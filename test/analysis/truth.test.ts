@@ -112,4 +112,26 @@ describe('truth block', () => {
     const wrong = truthBlock({ ...inputs(() => false), annotations: [{ unit: 4, label: 'A', sign: 1, score: 0.9, p: 0.01, q: 0.01 }] });
     expect(wrong.annotation_accuracy).toBe(0);
   });
+
+  it('a regressor labelled with a null network at q ≤ 0.05 is a false label', () => {
+    const base = inputs(() => false);
+    const clean = truthBlock(base);
+    expect(clean.annotation_false_labels).toEqual({ count: 0, labelled: 1, fraction: 0, alpha: 0.05, labels: [] });
+    const t = truthBlock({
+      ...base,
+      unitNames: ['u0', 'u1', 'u2', 'u3', 'pc1'],
+      annotations: [
+        { unit: 4, label: 'A', sign: -1, score: 0.9, p: 0.01, q: 0.01 },
+        { unit: 2, label: 'N', sign: 1, score: 0.4, p: 0.01, q: 0.03 }, // N is driven by nothing
+        { unit: 3, label: 'N', sign: 1, score: 0.1, p: 0.3, q: 0.4 }, // not significant: no label
+      ],
+    });
+    expect(t.annotation_false_labels).toEqual({ count: 1, labelled: 2, fraction: 0.5, alpha: 0.05, labels: [{ regressor: 'u2', label: 'N', q: 0.03 }] });
+    // The driver's own regressor is still scored as before.
+    expect(t.annotation_accuracy).toBe(1);
+    // Labelled N itself, the driver's regressor is both wrong and a false label.
+    const wrong = truthBlock({ ...base, annotations: [{ unit: 4, label: 'N', sign: -1, score: 0.9, p: 0.01, q: 0.01 }] });
+    expect(wrong.annotation_accuracy).toBe(0);
+    expect(wrong.annotation_false_labels).toMatchObject({ count: 1, labelled: 1, fraction: 1 });
+  });
 });

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import {
   SignificanceTally,
   detectedPairs,
+  falseAnnotationLabels,
   mapCorrelation,
   plantedMap,
   plantedPairs,
@@ -76,5 +77,20 @@ describe('truth scoring', () => {
       { name: 'default_mode', sign: -1 },
     ]);
     expect(scoreAnnotations([{ label: 'default_mode', sign: -1 }], ['contrast'], networks).accuracy).toBe(1);
+  });
+
+  it('counts a label naming a null network at q ≤ alpha as false, over the labels at q ≤ alpha', () => {
+    const rows = [
+      { label: 'null_frontal', q: 0.01 }, // false: nothing drives null_frontal
+      { label: 'visual', q: 0.04 }, // a driven network: not a false label here
+      { label: 'null_frontal', q: 0.05 }, // at alpha: counts
+      { label: 'null_frontal', q: 0.2 }, // not significant: not a label
+      { label: 'motion', q: NaN }, // never tested: not a label
+    ];
+    const f = falseAnnotationLabels(rows, networks);
+    expect(f).toEqual({ count: 2, labelled: 3, fraction: 2 / 3, indices: [0, 2] });
+    expect(falseAnnotationLabels(rows, networks, 0.01)).toMatchObject({ count: 1, labelled: 1, fraction: 1 });
+    expect(falseAnnotationLabels([{ label: 'visual', q: 0.5 }], networks).fraction).toBeNaN();
+    expect(() => falseAnnotationLabels(rows, networks, 0)).toThrow(SyncactError);
   });
 });
