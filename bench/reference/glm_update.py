@@ -10,7 +10,7 @@ row x into √λ·R (P×P, a Python loop over P: negligible either way), then pe
 i = 0..P−1: (z_i, w) ← (c_i·√λz_i + s_i·w, c_i·w − s_i·√λz_i) with w starting at y;
 rss = λ·rss + w²; syy = λ·syy + y².
 
-- numpy.glm_update_ms: the plain vectorised numpy a user would write (one column of Z
+- numpy.glm_update_plain_ms: the plain vectorised numpy a user would write (one column of Z
   at a time, Z Fortran-ordered so that each column is contiguous).
 - numpy.glm_update_blas_ms: the same rotations as in-place BLAS drot calls
   (scipy.linalg.blas), i.e. the fastest this machine's BLAS can do them; NaN without scipy.
@@ -98,7 +98,7 @@ def median_ms(step, Z):
 
 out = {}
 Z = np.zeros((V, P), order="F")
-out["numpy.glm_update_ms"] = median_ms(step_numpy, Z)
+out["numpy.glm_update_plain_ms"] = median_ms(step_numpy, Z)
 
 try:
     from scipy.linalg import blas
