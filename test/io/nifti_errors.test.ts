@@ -155,11 +155,13 @@ describe('openNifti on bad input', () => {
     await expectError(openNifti(overflow), 'NIFTI_BAD_DIMS', overflow);
   });
 
-  it('NIFTI_BAD_VOX_OFFSET: inside the header, fractional, negative', async () => {
+  it('NIFTI_BAD_VOX_OFFSET: inside the header, fractional, negative, past the end of the file', async () => {
     for (const value of [100, 352.5, -16]) {
       const path = file(patched('dt_int16.nii', (v) => v.setFloat32(108, value, true)));
       await expectError(openNifti(path), 'NIFTI_BAD_VOX_OFFSET', path, `vox_offset is ${value}`);
     }
+    const past = file(patched('dt_int16.nii', (v, bytes) => v.setFloat32(108, bytes.length + 64, true)));
+    await expectError(openNifti(past), 'NIFTI_BAD_VOX_OFFSET', past, 'past the end');
   });
 
   it('NIFTI_BAD_SCALING: a valid slope with a non-finite intercept', async () => {

@@ -180,7 +180,7 @@ export async function openNifti(path: string): Promise<NiftiImage> {
       if (!decoded.pair) {
         if (wanted > extensionBytes.length) await c.skip(wanted - extensionBytes.length);
         if (c.position < decoded.header.voxOffset) {
-          throw new SyncactError('NIFTI_TRUNCATED_DATA', `the inflated file ends at byte ${c.position}, before vox_offset ${decoded.header.voxOffset}`, headerPath);
+          throw new SyncactError('NIFTI_BAD_VOX_OFFSET', `vox_offset is ${decoded.header.voxOffset}, past the end of the inflated file (${c.position} bytes)`, headerPath);
         }
       }
       extensionBytes = extensionBytes.subarray(0, n);
@@ -210,6 +210,11 @@ function checkDataSize(decoded: DecodedHeader, data: DataSource): void {
   const { voxOffset } = decoded.header;
   const need = voxOffset + decoded.volumeBytes * decoded.volumeCount;
   if (!data.gz) {
+    // The data must start inside the file: a vox_offset at or past its end is a damaged
+    // header field (its own code), not merely a short file.
+    if (voxOffset >= data.bytes && decoded.volumeBytes > 0) {
+      throw new SyncactError('NIFTI_BAD_VOX_OFFSET', `vox_offset is ${voxOffset}, at or past the end of the ${data.bytes}-byte file`, data.path);
+    }
     if (data.bytes < need) {
       const complete = Math.max(0, Math.floor((data.bytes - voxOffset) / decoded.volumeBytes));
       throw new SyncactError(
