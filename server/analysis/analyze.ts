@@ -10,6 +10,7 @@ import type { AnnotationRow, TrState } from '../../protocol/state.ts';
 import { SignificanceTally } from '../engine/truthScore.ts';
 import { runPipeline } from '../streams/pipeline.ts';
 import { nullsReadyAt, type OpenedSession } from '../streams/session.ts';
+import { significanceCoverage, significanceWarning, type SignificanceCoverage } from './significance.ts';
 import { truthBlock, type TruthBlock } from './truth.ts';
 import { SOFTWARE_VERSION } from './version.ts';
 
@@ -31,6 +32,8 @@ export interface AnalysisRun {
   peakRssMb: number;
   fractionSignificant: Float64Array;
   truth: TruthBlock | null;
+  /** How many TRs were scored for significance, and why none were when none were. */
+  significance: SignificanceCoverage;
   /** Per-TR read-outs, when `keepSeries` was asked for (the derivatives' time series and the HTML report's timelines). */
   series: AnalysisSeries | null;
 }
@@ -63,6 +66,11 @@ export interface AnalyzeOptions {
    * is units × features × TRs floats, which a benchmark does not want.
    */
   keepSeries?: boolean;
+  /**
+   * Where the run's warnings go (one line each, without a "warning:" prefix), e.g. a run too
+   * short for any TR to be scored for significance. Default: stderr as "warning: LINE".
+   */
+  warn?: (line: string) => void;
 }
 
 export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions = {}): Promise<AnalysisRun> {
@@ -113,6 +121,16 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const fractionSignificant = tally.fractions();
   const finalP = s.engine.coupling(s.settings.fdrQ).p;
   const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { total_ms: v, per_tr_ms: v / Math.max(1, trs) }]));
+  const significance = significanceCoverage({
+    trCount: s.inputs.trCount,
+    trs,
+    window: s.settings.window,
+    nulls: s.settings.nulls,
+    nullShifts: s.nullShifts,
+    scoredTrs: tally.count,
+  });
+  const warning = significanceWarning(significance);
+  if (warning) (options.warn ?? ((line: string) => process.stderr.write(`warning: ${line}\n`)))(warning);
   const truth = s.truth
     ? truthBlock({
         truth: s.truth,
@@ -138,6 +156,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
     peakRssMb: Math.max(peak / 2 ** 20, process.resourceUsage().maxRSS / 1024),
     fractionSignificant,
     truth,
+    significance,
     series,
   };
 }
@@ -232,6 +251,7 @@ export function reportJson(
       glm_degrees_of_freedom: s.engine.degreesOfFreedom(),
       cnn_frames: s.cnn.frames,
     },
+    significance: run.significance,
     ...(run.truth ? { truth: run.truth } : {}),
   };
   const timings = {

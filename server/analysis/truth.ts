@@ -29,6 +29,10 @@
  * annotation_false_labels: every annotated regressor (not only the drivers' best) labelled
  * at q ≤ 0.05 with a null network (one nothing drives) is a false label; count and
  * fraction of the labels at q ≤ 0.05.
+ *
+ * A run in which no TR was scored (too short for any lagged null: see significance.ts)
+ * has no detections to score: sensitivity and false_positive_rate are NaN (null in
+ * report.json), not 0.
  */
 import type { AnnotationRow } from '../../protocol/state.ts';
 import { mapCorrelation, plantedMap, scoreDetections, type SignificanceTally, detectedPairs, falseAnnotationLabels } from '../engine/truthScore.ts';
@@ -169,7 +173,7 @@ export function truthBlock(o: TruthInputs): TruthBlock {
         hit += detected[i * F + f];
       }
     }
-    return { band: [lo, Math.min(hi, 1)] as [number, number], pairs, detected: hit, sensitivity: pairs ? hit / pairs : NaN };
+    return { band: [lo, Math.min(hi, 1)] as [number, number], pairs, detected: hit, sensitivity: pairs && o.tally.count > 0 ? hit / pairs : NaN };
   });
   const keep = (m: Uint8Array) => Uint8Array.from(m.filter((_, j) => scored[j] === 1));
   const det = scoreDetections(keep(detected), keep(planted));
@@ -206,9 +210,11 @@ export function truthBlock(o: TruthInputs): TruthBlock {
 
   const alpha = o.annotationAlpha ?? 0.05;
   const falseLabels = falseAnnotationLabels(o.annotations, o.truth.networks, alpha);
+  // Nothing scored is no finding, not a sensitivity of 0.
+  const scoredAny = o.tally.count > 0;
   return {
-    sensitivity: det.sensitivity,
-    false_positive_rate: det.falsePositiveRate,
+    sensitivity: scoredAny ? det.sensitivity : NaN,
+    false_positive_rate: scoredAny ? det.falsePositiveRate : NaN,
     map_correlation: mapR.length ? mapR.reduce((a, b) => a + b, 0) / mapR.length : NaN,
     annotation_accuracy: annotations.length ? annotations.filter((a) => a.correct).length / annotations.length : NaN,
     annotation_false_labels: {

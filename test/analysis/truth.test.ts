@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { SignificanceTally } from '../../server/engine/truthScore.ts';
 import { pearson, truthBlock, type TruthInputs } from '../../server/analysis/truth.ts';
+import { jsonNumbers } from '../../server/analysis/atomicFolder.ts';
 import { createRng } from '../../server/engine/random.ts';
 
 const T = 120;
@@ -133,5 +134,18 @@ describe('truth block', () => {
     const wrong = truthBlock({ ...base, annotations: [{ unit: 4, label: 'N', sign: -1, score: 0.9, p: 0.01, q: 0.01 }] });
     expect(wrong.annotation_accuracy).toBe(0);
     expect(wrong.annotation_false_labels).toMatchObject({ count: 1, labelled: 1, fraction: 1 });
+  });
+
+  it('with no TR scored, sensitivity and false-positive rate are undefined (NaN), not 0', () => {
+    const x = inputs(() => true);
+    const empty = { ...x, tally: new SignificanceTally(x.tally.pairs) };
+    const t = truthBlock(empty);
+    expect(t.detection.scored_trs).toBe(0);
+    expect(t.sensitivity).toBeNaN();
+    expect(t.false_positive_rate).toBeNaN();
+    expect(t.detection.by_proxy_r.every((b) => Number.isNaN(b.sensitivity))).toBe(true);
+    expect(JSON.parse(JSON.stringify(t, jsonNumbers))).toMatchObject({ sensitivity: null, false_positive_rate: null });
+    // The same pairs with TRs scored: defined.
+    expect(truthBlock(x).sensitivity).toBe(1);
   });
 });
