@@ -20,6 +20,12 @@
  * a jump this adapter annotates at the TR landed on (an empty list where the unit maps
  * are not yet defined, which clears the old table). Only the served stream does this; the
  * pipeline's own states stay those of an uninterrupted run.
+ *
+ * Stepping while paused: the replay clock holds a seek made while paused until play (its
+ * contract, test/streams/replayClock.test.ts). A dashboard user pressing → while paused
+ * expects to see that TR — its frame, maps and coupling — and stay paused. So a seek while
+ * paused plays just the TR landed on and pauses again as it comes out; the states of such
+ * a step say "paused" throughout, so that the page never shows a flicker of playing.
  */
 import { share, Subject, map as rxMap, filter, type Observable } from 'rxjs';
 import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
@@ -55,6 +61,9 @@ function annotationRows(engine: OpenedSession['engine']): AnnotationRow[] {
 export function pipelineLiveSession(session: OpenedSession, options: PipelineSessionOptions = {}): PipelineLiveSession {
   const { info, engine } = session;
   const controls = new Subject<ClockCommand>();
+  let playing = !(options.paused ?? false);
+  /** A seek made while paused: the TR to show before pausing again (null: none). */
+  let stepTo: number | null = null;
   const trs$: Observable<PipelineTr> = runPipeline({
     inputs: session.inputs,
     engine,
@@ -67,7 +76,18 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
     annotate: session.annotate,
     snapshotEvery: session.settings.snapshotEvery,
     frame: session.frame,
-  }).pipe(share());
+  }).pipe(
+    rxMap((t) => {
+      if (stepTo === null) return t;
+      // Paused before the next tick is due: the clock acknowledges this TR only after it is out.
+      if (t.state.tr === stepTo) {
+        stepTo = null;
+        controls.next({ type: 'pause' });
+      }
+      return { ...t, state: { ...t.state, clock: { ...t.state.clock, playing: false } } };
+    }),
+    share(),
+  );
   let lastTr = -1;
   const state$ = trs$.pipe(
     rxMap((t) => {
@@ -115,6 +135,8 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
       switch (command.op) {
         case 'play':
         case 'pause':
+          playing = command.op === 'play';
+          stepTo = null;
           controls.next({ type: command.op });
           return;
         case 'seek':
@@ -122,6 +144,11 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
             throw new SyncactError('PROTOCOL_CONTROL_FAILED', `seek: TR ${command.tr} is past the last TR (${info.trCount - 1})`);
           }
           controls.next({ type: 'seek', tr: command.tr });
+          if (!playing) {
+            // A step: play the TR landed on, then pause again (see the file comment).
+            stepTo = command.tr;
+            controls.next({ type: 'play' });
+          }
           return;
         case 'speed':
           controls.next({ type: 'speed', speed: command.speed });

@@ -151,4 +151,39 @@ describe('pipelineLiveSession', () => {
     expect(got.filter((g) => g.seeks === 1).map((g) => g.tr)).toEqual([target, 15]);
     expect(got.filter((g) => g.seeks === 2).map((g) => [g.tr, g.rows])).toEqual([[0, []]]);
   });
+
+  it('a seek while paused steps to that TR and stays paused (→ and ← on the dashboard), and play goes on from there', async () => {
+    const s = await tiny();
+    const live = pipelineLiveSession(s, { speed: 1, paused: true });
+    const states: { tr: number; playing: boolean }[] = [];
+    const sub = live.state$.subscribe((st) => states.push({ tr: st.tr, playing: st.clock.playing }));
+    /** Polls until `n` states have arrived (the machine may be busy: no fixed sleep). */
+    const count = async (n: number) => {
+      for (let i = 0; i < 500 && states.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(states).toEqual([]);
+      live.control({ op: 'seek', tr: 5 });
+      await count(1);
+      live.control({ op: 'seek', tr: 6 });
+      await count(2);
+      live.control({ op: 'seek', tr: 5 });
+      await count(3);
+      // One state per step, each reported paused; nothing more while paused (1 TR is 1 s here).
+      expect(states).toEqual([
+        { tr: 5, playing: false },
+        { tr: 6, playing: false },
+        { tr: 5, playing: false },
+      ]);
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(states).toHaveLength(3);
+      live.control({ op: 'speed', speed: 'max' });
+      live.control({ op: 'play' });
+      await count(6);
+      expect(states.slice(3, 6)).toEqual([6, 7, 8].map((tr) => ({ tr, playing: true })));
+    } finally {
+      sub.unsubscribe();
+    }
+  });
 });
