@@ -25,18 +25,24 @@
  * - exponential: the window never ends, so the sample is replaced by the series' current
  *   weighted mean, which adds nothing to the centred cross-products.
  *
- * Nulls. The null correlation for shift s pairs the feature window [k−W+1..k] with the
- * unit window [k−W+1−s..k−s]: the unit series lagged by s TRs, s ≥ minShift (default W)
- * so the null window never overlaps the true one. Why lags into the past rather than a
- * circular shift over the whole run: the engine receives unit responses one TR at a time
- * (the CNN runs in lockstep with the replay and in real-time mode), so only the past is
- * known; a lag of the same stationary series is what a circular shift gives, without the
- * wrap-around seam, and with fixed lags each null window keeps its own running sums
- * (O(S·U·F) per TR, S × the main computation). A shift enters the null distribution once
- * its lagged window holds W samples (TR ≥ s + W − 1); until the first shift is ready the
- * p-values are NaN, and until the largest one is ready they use fewer shifts.
- * The S lags are drawn without replacement from [minShift, maxShift]
- * (default maxShift = minShift + 2S − 1) with the seeded generator of random.ts.
+ * Nulls come in two kinds; both keep running sums per shift (O(S·U·F) per TR, S × the main
+ * computation), since the unit values entering and leaving each shifted window are known.
+ * - Circular (`nulls.series`, the whole run's unit series, T TRs): shift s pairs the
+ *   feature window [k−W+1..k] with the unit values at (t − s) mod T for t in the window, a
+ *   circular shift over the whole run. The movie, hence every unit response, is known
+ *   before a replay, so the future of the unit series can be used. s is drawn from
+ *   [W, T − W] so that the null window never overlaps the true one on the circle; that
+ *   gives at most T − 2W + 1 distinct shifts. Every shift is ready from the first TR, so
+ *   p-values exist as soon as r does (TR 2) and use all S shifts from then on.
+ * - Lagged (no series: live mode, where the run's length and future are unknown): shift s
+ *   pairs the feature window with the unit window [k−W+1−s..k−s], the unit series lagged
+ *   by s TRs, s ≥ minShift (default W). A lag of a stationary series is what a circular
+ *   shift gives, without the wrap-around seam, but only the past is known: a shift enters
+ *   the null distribution once its lagged window holds W samples (TR ≥ s + W − 1); until the
+ *   first shift is ready the p-values are NaN, and until the largest one is ready they use
+ *   fewer shifts. Default maxShift = minShift + 2S − 1.
+ * The S shifts are drawn without replacement from [minShift, maxShift] with the seeded
+ * generator of random.ts.
  * p = (1 + #{s : |r_s| ≥ |r|}) / (1 + #shifts used), two-sided; a null r that is NaN
  * counts as exceeding (conservative). With S shifts that p cannot go below 1/(S+1), too
  * coarse for BH over 10⁵ pairs, so `nulls.pool` can pool the nulls of a unit's features
@@ -63,11 +69,19 @@ export interface SlidingCorrelationOptions {
   /** Default rectangular. Exponential: weight 2^(−age/halfLife) over all past TRs. */
   weighting?: { kind: 'rectangular' } | { kind: 'exponential'; halfLife: number };
   /**
-   * Lagged nulls: `shifts` lags drawn with `seed` from [minShift, maxShift].
-   * minShift defaults to `window`, maxShift to minShift + 2·shifts − 1.
+   * Nulls: `shifts` shifts drawn with `seed` from [minShift, maxShift]. minShift defaults
+   * to `window`; maxShift to T − window with `series` (circular shifts), else to
+   * minShift + 2·shifts − 1 (lags).
    */
-  nulls?: { shifts: number; seed: number; minShift?: number; maxShift?: number; pool?: NullPool };
+  nulls?: { shifts: number; seed: number; minShift?: number; maxShift?: number; pool?: NullPool; series?: Float64Array };
 }
+
+/**
+ * The whole run's unit series for circular-shift nulls: T TRs × U units, TR-major
+ * (`series[t·U + i]` is unit i at TR t), the same values `update` will receive for TRs
+ * 0…T−1. Copied at construction (centred), so the caller may reuse the array.
+ */
+export type NullSeries = Float64Array;
 
 /**
  * How null correlations become p-values. 'pair' (default) is the exact per-pair test,
@@ -85,7 +99,8 @@ const MIN_SAMPLES = 3;
 /** Histogram bins on |r| ∈ [0, 1] for pooled nulls. */
 export const POOL_BINS = 4096;
 const KIND = 'slidingCorrelation';
-const VERSION = 1;
+/** 2: circular-shift nulls (scalars seriesLength and seriesSum). */
+const VERSION = 2;
 
 function bad(message: string): SyncactError {
   return new SyncactError('ENGINE_BAD_INPUT', message);
@@ -100,6 +115,12 @@ function positiveInt(name: string, v: number, min = 1): number {
 function invSd(sum: number, sumSq: number, n: number): number {
   const css = sumSq - (sum * sum) / n;
   return css > ZERO_VARIANCE * sumSq && css > 0 ? 1 / Math.sqrt(css) : NaN;
+}
+
+/** x mod m in [0, m). */
+function mod(x: number, m: number): number {
+  const r = x % m;
+  return r < 0 ? r + m : r;
 }
 
 /** Draws `count` distinct integers from [lo, hi], sorted ascending. */
@@ -156,6 +177,13 @@ export class SlidingCorrelation implements Estimator {
   private readonly nWeight: Float64Array; // S: sample count (rectangular) or weight sum (exponential)
   private readonly zerosU: Float64Array;
   private readonly zerosF: Float64Array;
+  /** T, the null series' length in TRs (0: lagged nulls or none). */
+  private readonly T: number;
+  /** Circular null series, T×U centred values, and which are finite. */
+  private readonly ser: Float64Array;
+  private readonly serOk: Uint8Array;
+  /** A position-weighted sum of the series, to refuse a snapshot taken with another one. */
+  private readonly serSum: number;
   private k = 0;
   /** Main weight sum (exponential) — the sample count for rectangular is min(k, W). */
   private weight = 0;
@@ -177,10 +205,31 @@ export class SlidingCorrelation implements Estimator {
       this.lambda = 1;
     }
     let maxShift = 0;
+    const series = o.nulls?.series;
+    if (series !== undefined && !(series instanceof Float64Array && series.length > 0 && series.length % this.U === 0)) {
+      throw bad(`sliding correlation: nulls.series must be a Float64Array of T × ${this.U} unit values, got length ${series?.length}`);
+    }
+    this.T = series ? series.length / this.U : 0;
     if (o.nulls) {
       this.S = positiveInt('nulls.shifts', o.nulls.shifts);
       const minShift = positiveInt('nulls.minShift', o.nulls.minShift ?? this.W);
-      maxShift = positiveInt('nulls.maxShift', o.nulls.maxShift ?? minShift + 2 * this.S - 1);
+      if (series) {
+        const T = this.T;
+        const cap = Math.max(0, T - 2 * this.W + 1);
+        if (cap < this.S) {
+          throw bad(`sliding correlation: ${this.S} distinct circular null shifts do not fit: a ${T}-TR series with window ${this.W} has at most ${cap} (shifts in [${this.W}, ${T - this.W}])`);
+        }
+        maxShift = positiveInt('nulls.maxShift', o.nulls.maxShift ?? T - this.W);
+        // On the circle a shift s and T − s are both distances between the windows.
+        if (minShift < this.W || maxShift > T - this.W) {
+          throw bad(`sliding correlation: circular null shifts must lie in [${this.W}, ${T - this.W}] (window ${this.W}, series of ${T} TRs) so that no null window overlaps the true one, got [${minShift}, ${maxShift}]`);
+        }
+        if (maxShift - minShift + 1 < this.S) {
+          throw bad(`sliding correlation: ${this.S} distinct circular null shifts do not fit in [${minShift}, ${maxShift}]: a ${T}-TR series with window ${this.W} has at most ${Math.max(0, T - 2 * this.W + 1)}`);
+        }
+      } else {
+        maxShift = positiveInt('nulls.maxShift', o.nulls.maxShift ?? minShift + 2 * this.S - 1);
+      }
       if (maxShift - minShift + 1 < this.S) {
         throw bad(`sliding correlation: ${this.S} distinct null shifts do not fit in [${minShift}, ${maxShift}]`);
       }
@@ -198,7 +247,8 @@ export class SlidingCorrelation implements Estimator {
     const { U, F, W, S } = this;
     const cells = S * U * F;
     if (cells > 2 ** 28) throw bad(`sliding correlation: ${S} shifts × ${U} units × ${F} features is too large`);
-    this.hLen = W + maxShift + 1;
+    // Circular nulls read their unit values from the series: the ring needs the window only.
+    this.hLen = this.T > 0 ? W + 1 : W + maxShift + 1;
     this.hist = new Float64Array(this.hLen * U);
     this.histOk = new Uint8Array(this.hLen * U);
     this.fLen = W + 1;
@@ -222,6 +272,10 @@ export class SlidingCorrelation implements Estimator {
     this.nWeight = new Float64Array(S);
     this.zerosU = new Float64Array(U);
     this.zerosF = new Float64Array(F);
+    const c = centreSeries(series ?? new Float64Array(0), U, this.exponential);
+    this.ser = c.values;
+    this.serOk = c.ok;
+    this.serSum = c.checksum;
   }
 
   /** TRs seen so far. */
@@ -237,9 +291,14 @@ export class SlidingCorrelation implements Estimator {
     return this.drift;
   }
 
-  /** The null lags in TRs, ascending (empty without nulls). */
+  /** The null lags (or circular shifts) in TRs, ascending (empty without nulls). */
   get shiftLags(): Int32Array {
     return this.lags.slice();
+  }
+
+  /** 'circular' with a null series, 'lagged' without one, 'none' without nulls. */
+  get nullKind(): 'circular' | 'lagged' | 'none' {
+    return this.S === 0 ? 'none' : this.T > 0 ? 'circular' : 'lagged';
   }
 
   /**
@@ -252,6 +311,9 @@ export class SlidingCorrelation implements Estimator {
       throw bad(`sliding correlation: expected ${U} units and ${F} features, got ${units.length} and ${features.length}`);
     }
     const k = this.k;
+    if (this.T > 0 && k >= this.T) {
+      throw bad(`sliding correlation: TR ${k} is past the ${this.T}-TR unit series given for the circular nulls`);
+    }
     const rect = !this.exponential;
     const lam = this.lambda;
     const full = rect && k >= W;
@@ -340,14 +402,18 @@ export class SlidingCorrelation implements Estimator {
   private updateShift(j: number, k: number, x: Float64Array, y: Float64Array, full: boolean): void {
     const { U, F, W } = this;
     const s = this.lags[j];
+    const circular = this.T > 0;
     const tIn = k - s;
     const tOut = k - W - s;
-    const hasIn = tIn >= 0;
-    const hasOut = full && tOut >= 0;
-    const inSlot = hasIn ? tIn % this.hLen : 0;
-    const outSlot = hasOut ? tOut % this.hLen : 0;
-    const a = hasIn ? this.hist.subarray(inSlot * U, inSlot * U + U) : this.zerosU;
-    const b = hasOut ? this.hist.subarray(outSlot * U, outSlot * U + U) : this.zerosU;
+    // Circular: every TR of the window has its shifted unit value (mod T).
+    const hasIn = circular || tIn >= 0;
+    const hasOut = full && (circular || tOut >= 0);
+    const src = circular ? this.ser : this.hist;
+    const srcOk = circular ? this.serOk : this.histOk;
+    const inSlot = !hasIn ? 0 : circular ? mod(tIn, this.T) : tIn % this.hLen;
+    const outSlot = !hasOut ? 0 : circular ? mod(tOut, this.T) : tOut % this.hLen;
+    const a = hasIn ? src.subarray(inSlot * U, inSlot * U + U) : this.zerosU;
+    const b = hasOut ? src.subarray(outSlot * U, outSlot * U + U) : this.zerosU;
     const su = this.nsu.subarray(j * U, j * U + U);
     const suu = this.nsuu.subarray(j * U, j * U + U);
     const sf = this.nsf.subarray(j * F, j * F + F);
@@ -360,8 +426,8 @@ export class SlidingCorrelation implements Estimator {
       const yo = hasOut ? y : this.zerosF;
       this.nWeight[j] += (hasIn ? 1 : 0) - (hasOut ? 1 : 0);
       const bad = this.nBadU.subarray(j * U, j * U + U);
-      const aOk = hasIn ? this.histOk.subarray(inSlot * U, inSlot * U + U) : null;
-      const bOk = hasOut ? this.histOk.subarray(outSlot * U, outSlot * U + U) : null;
+      const aOk = hasIn ? srcOk.subarray(inSlot * U, inSlot * U + U) : null;
+      const bOk = hasOut ? srcOk.subarray(outSlot * U, outSlot * U + U) : null;
       for (let i = 0; i < U; i++) {
         su[i] += a[i] - b[i];
         suu[i] += a[i] * a[i] - b[i] * b[i];
@@ -454,12 +520,14 @@ export class SlidingCorrelation implements Estimator {
     const sff = this.nsff.subarray(j * F, j * F + F).fill(0);
     const suf = this.nsuf.subarray(j * U * F, (j + 1) * U * F).fill(0);
     let cnt = 0;
-    for (let t = Math.max(this.k - this.n, s); t < this.k; t++) {
+    const circular = this.T > 0;
+    const src = circular ? this.ser : this.hist;
+    for (let t = Math.max(this.k - this.n, circular ? 0 : s); t < this.k; t++) {
       cnt++;
-      const hs = ((t - s) % this.hLen) * U;
+      const hs = (circular ? mod(t - s, this.T) : (t - s) % this.hLen) * U;
       const fs = (t % this.fLen) * F;
       for (let i = 0; i < U; i++) {
-        const v = this.hist[hs + i];
+        const v = src[hs + i];
         su[i] += v;
         suu[i] += v * v;
       }
@@ -469,7 +537,7 @@ export class SlidingCorrelation implements Estimator {
         sff[f] += v * v;
       }
       for (let i = 0; i < U; i++) {
-        const v = this.hist[hs + i];
+        const v = src[hs + i];
         if (v === 0) continue;
         const o = i * F;
         for (let f = 0; f < F; f++) suf[o + f] += v * this.fring[fs + f];
@@ -532,14 +600,33 @@ export class SlidingCorrelation implements Estimator {
     return out;
   }
 
-  /** Whether null shift j has a full lagged window at the current TR. */
+  /** Whether null shift j has a full lagged window at the current TR (circular: always). */
   private shiftReady(j: number): boolean {
-    return this.k - this.lags[j] >= this.W;
+    return this.T > 0 ? this.k > 0 : this.k - this.lags[j] >= this.W;
   }
 
   /**
-   * Two-sided p-values from the lagged nulls, U×F unit-major. NaN without nulls, before
-   * the first shift is ready, and where r is NaN.
+   * The null correlations of shift j (the j-th of {@link shiftLags}), U×F unit-major: what
+   * `pValues` compares r with. NaN for every pair while the shift is not ready, and for a
+   * unit whose shifted window holds a missing sample (that unit skips the shift).
+   */
+  nullCorrelations(j: number, out?: Float64Array): Float64Array {
+    const { U, F, S } = this;
+    if (!(Number.isInteger(j) && j >= 0 && j < S)) throw bad(`sliding correlation: null shift ${j} is outside [0, ${S})`);
+    const r = this.outArray(out);
+    if (!this.shiftReady(j)) return r.fill(NaN);
+    const n = this.nWeight[j];
+    const iu = new Float64Array(U);
+    const jf = new Float64Array(F);
+    for (let i = 0; i < U; i++) iu[i] = this.nBadU[j * U + i] === 0 ? invSd(this.nsu[j * U + i], this.nsuu[j * U + i], n) : NaN;
+    for (let f = 0; f < F; f++) jf[f] = invSd(this.nsf[j * F + f], this.nsff[j * F + f], n);
+    this.pearson(r, this.nsuf, j * U * F, this.nsu.subarray(j * U, j * U + U), iu, this.nsf.subarray(j * F, j * F + F), jf, n);
+    return r;
+  }
+
+  /**
+   * Two-sided p-values from the nulls, U×F unit-major. NaN without nulls, before the first
+   * shift is ready (circular: never after TR 0), and where r is NaN.
    * - pool 'pair': p = (1 + #{ready shifts with |r_null| ≥ |r|}) / (1 + #ready shifts).
    * - pool 'unit' / 'all': the null values of every feature (and, for 'all', every
    *   unit) form one distribution, p = (1 + #{nulls with b(|r_null|) ≥ b(|r|)}) / (1 + #nulls)
@@ -660,6 +747,8 @@ export class SlidingCorrelation implements Estimator {
         shifts: this.S,
         exponential: this.exponential ? 1 : 0,
         lambda: this.lambda,
+        seriesLength: this.T,
+        seriesSum: this.serSum,
       },
       arrays: {
         lags: this.lags.slice(),
@@ -707,6 +796,9 @@ export class SlidingCorrelation implements Estimator {
     ) {
       throw mismatch('snapshot was written with different options');
     }
+    if (c.seriesLength !== this.T || !Object.is(c.seriesSum, this.serSum)) {
+      throw mismatch('snapshot was written with another unit series for the circular nulls');
+    }
     const lags = s.arrays.lags;
     if (!lags || lags.length !== this.S || lags.some((v, i) => v !== this.lags[i])) {
       throw mismatch('snapshot null shifts differ (another seed or shift range)');
@@ -744,6 +836,44 @@ export class SlidingCorrelation implements Estimator {
     this.weight = c.weight;
     this.drift = c.drift;
   }
+}
+
+/**
+ * The null series centred per unit on its first finite value (as the live inputs are).
+ * A non-finite value is 0 and flagged (rectangular: the shifts whose window holds it skip
+ * that unit), or the unit's mean over the run (exponential, as the live imputation by the
+ * running mean, which adds nothing to the centred cross-products).
+ */
+function centreSeries(series: Float64Array, U: number, exponential: boolean): { values: Float64Array; ok: Uint8Array; checksum: number } {
+  const T = series.length / U;
+  const values = new Float64Array(series.length);
+  const ok = new Uint8Array(series.length);
+  let checksum = 0;
+  for (let i = 0; i < U; i++) {
+    let off = NaN;
+    let sum = 0;
+    let n = 0;
+    for (let t = 0; t < T; t++) {
+      const q = t * U + i;
+      const v = series[q];
+      if (!Number.isFinite(v)) continue;
+      if (Number.isNaN(off)) off = v;
+      values[q] = v - off;
+      ok[q] = 1;
+      sum += values[q];
+      n++;
+      checksum += v * ((q % 13) + 1);
+    }
+    if (!exponential) continue;
+    const mean = n > 0 ? sum / n : 0;
+    for (let t = 0; t < T; t++) {
+      const q = t * U + i;
+      if (ok[q]) continue;
+      values[q] = mean;
+      ok[q] = 1;
+    }
+  }
+  return { values, ok, checksum };
 }
 
 /**

@@ -475,3 +475,227 @@ describe('SlidingCorrelation: snapshot and restore', () => {
     }
   });
 });
+
+/** TR-major T×U copy of the unit series, as `nulls.series` takes it. */
+function flatten(units: Float64Array[]): Float64Array {
+  const U = units[0].length;
+  const out = new Float64Array(units.length * U);
+  units.forEach((u, t) => out.set(u, t * U));
+  return out;
+}
+
+/** The unit series circularly shifted by s over the whole run: row t is units[(t − s) mod T]. */
+function circularShift(units: Float64Array[], s: number): Float64Array[] {
+  const T = units.length;
+  return units.map((_, t) => units[(((t - s) % T) + T) % T]);
+}
+
+/** Brute-force p from circularly shifted series through the batch twins (pool 'pair'). */
+function bruteForceCircularP(units: Float64Array[], features: Float64Array[], k: number, W: number, shifts: Int32Array, halfLife?: number): Float64Array {
+  const corr = (u: Float64Array[]) => (halfLife ? batchExponentialCorrelation(u, features, k, halfLife) : batchWindowCorrelation(u, features, k, W));
+  const r = corr(units);
+  const nulls = Array.from(shifts, (s) => corr(circularShift(units, s)));
+  return r.map((v, q) => {
+    if (Number.isNaN(v)) return NaN;
+    let exceed = 0;
+    for (const rn of nulls) if (!(Math.abs(rn[q]) < Math.abs(v))) exceed++;
+    return (1 + exceed) / (1 + nulls.length);
+  });
+}
+
+describe('SlidingCorrelation: circular-shift nulls over a known unit series', () => {
+  it('null correlations equal the batch twin on circularly shifted series at every TR (rectangular)', () => {
+    const U = 3, F = 4, W = 12, T = 90, S = 20;
+    const { units, features } = makeSeries(31, T, U, F);
+    const est = new SlidingCorrelation({
+      units: U, features: F, window: W, resyncEvery: 5, nulls: { shifts: S, seed: 17, series: flatten(units) },
+    });
+    expect(est.nullKind).toBe('circular');
+    const shifts = est.shiftLags;
+    expect(new Set(shifts).size).toBe(S);
+    for (const s of shifts) {
+      expect(s).toBeGreaterThanOrEqual(W);
+      expect(s).toBeLessThanOrEqual(T - W);
+    }
+    // Drawn from the whole range, not only its first 2S values as the lags are.
+    expect(shifts[S - 1]).toBeGreaterThan(W + S);
+    let compared = 0;
+    for (let k = 0; k < T; k++) {
+      est.update(units[k], features[k]);
+      // From the first TR with 3 samples, partial windows included.
+      if (k < 2) continue;
+      for (let j = 0; j < S; j++) {
+        const ref = batchWindowCorrelation(circularShift(units, shifts[j]), features, k, W);
+        const got = est.nullCorrelations(j);
+        expect(maxAbsDiff(got, ref)).toBeLessThan(1e-8);
+        compared += got.filter(Number.isFinite).length;
+      }
+      const p = est.pValues();
+      const refP = bruteForceCircularP(units, features, k, W, shifts);
+      for (let q = 0; q < p.length; q++) {
+        if (Number.isNaN(refP[q])) expect(p[q]).toBeNaN();
+        else expect(p[q]).toBeCloseTo(refP[q], 12);
+      }
+      // p-values exist with all S shifts from the first full window (and before).
+      if (k >= W - 1) expect(Array.from(p).every((v) => v >= 1 / (S + 1) && v <= 1)).toBe(true);
+    }
+    expect(compared).toBeGreaterThan(20_000);
+  });
+
+  it('null correlations equal the weighted batch twin on circularly shifted series (exponential)', () => {
+    const U = 2, F = 3, W = 8, T = 60, S = 10, halfLife = 6;
+    const { units, features } = makeSeries(32, T, U, F);
+    const est = new SlidingCorrelation({
+      units: U, features: F, window: W, weighting: { kind: 'exponential', halfLife }, nulls: { shifts: S, seed: 4, series: flatten(units) },
+    });
+    const shifts = est.shiftLags;
+    for (let k = 0; k < T; k++) {
+      est.update(units[k], features[k]);
+      if (k < 2 || k % 3 !== 0) continue;
+      for (let j = 0; j < S; j++) {
+        const ref = batchExponentialCorrelation(circularShift(units, shifts[j]), features, k, halfLife);
+        expect(maxAbsDiff(est.nullCorrelations(j), ref)).toBeLessThan(1e-8);
+      }
+      const p = est.pValues();
+      const refP = bruteForceCircularP(units, features, k, W, shifts, halfLife);
+      for (let q = 0; q < p.length; q++) expect(p[q]).toBeCloseTo(refP[q], 12);
+    }
+  });
+
+  it('a missing value in the series drops that unit from the shifts whose window holds it, like the batch twin', () => {
+    const U = 2, F = 3, W = 10, T = 60, S = 12;
+    const { units, features } = makeSeries(33, T, U, F);
+    const series = flatten(units);
+    series[25 * U + 1] = NaN; // unit 1 at TR 25, in the nulls only
+    const est = new SlidingCorrelation({ units: U, features: F, window: W, nulls: { shifts: S, seed: 9, series } });
+    const shifted = units.map((u, t) => (t === 25 ? Float64Array.from([u[0], NaN]) : u));
+    let hits = 0;
+    for (let k = 0; k < T; k++) {
+      est.update(units[k], features[k]);
+      if (k < W - 1) continue;
+      for (let j = 0; j < S; j++) {
+        const ref = batchWindowCorrelation(circularShift(shifted, est.shiftLags[j]), features, k, W);
+        const got = est.nullCorrelations(j);
+        expect(maxAbsDiff(got, ref)).toBeLessThan(1e-8);
+        if (Number.isNaN(got[F])) hits++;
+      }
+      expect(Array.from(est.pValues()).every((v) => v > 0 && v <= 1)).toBe(true);
+    }
+    expect(hits).toBeGreaterThan(0);
+  });
+
+  it('on independent noise the p-values are about uniform from the first full window, and FDR rejects nothing', () => {
+    const U = 8, F = 60, W = 30, S = 100, T = 160; // lags would need 258 TRs for 100 shifts
+    const stream = noiseStream(2025, U, F);
+    const units: Float64Array[] = [];
+    const features: Float64Array[] = [];
+    for (let k = 0; k < T; k++) {
+      const v = stream.next().value!;
+      units.push(v.units);
+      features.push(v.features);
+    }
+    const est = new SlidingCorrelation({ units: U, features: F, window: W, nulls: { shifts: S, seed: 12, pool: 'unit', series: flatten(units) } });
+    const ps: number[] = [];
+    let rejected = 0;
+    for (let k = 0; k < T; k++) {
+      est.update(units[k], features[k]);
+      if (k >= W - 1 && (k - (W - 1)) % W === 0) {
+        ps.push(...est.pValues());
+        rejected += est.significance(0.05).significant.reduce((a, b) => a + b, 0);
+      }
+    }
+    expect(ps.length).toBe(5 * U * F);
+    expect(ps.every((v) => v > 0 && v <= 1)).toBe(true);
+    const frac05 = ps.filter((v) => v <= 0.05).length / ps.length;
+    expect(frac05).toBeGreaterThan(0.02);
+    expect(frac05).toBeLessThan(0.09);
+    const sorted = ps.slice().sort((a, b) => a - b);
+    let ks = 0;
+    for (let q = 0; q < sorted.length; q++) ks = Math.max(ks, Math.abs((q + 1) / sorted.length - sorted[q]));
+    expect(ks).toBeLessThan(0.08);
+    expect(rejected).toBeLessThanOrEqual(2);
+  });
+
+  it('planted coupled pairs get small p and survive FDR at the first full window of a short run', () => {
+    const U = 4, F = 30, W = 30, S = 40, T = 100; // T − 2W + 1 = 41 possible shifts
+    const stream = noiseStream(78, U, F, 10);
+    const units: Float64Array[] = [];
+    const features: Float64Array[] = [];
+    for (let k = 0; k < T; k++) {
+      const v = stream.next().value!;
+      units.push(v.units);
+      features.push(v.features);
+    }
+    const est = new SlidingCorrelation({ units: U, features: F, window: W, nulls: { shifts: S, seed: 6, pool: 'unit', series: flatten(units) } });
+    for (let k = 0; k < W; k++) est.update(units[k], features[k]);
+    const p = est.pValues();
+    const { significant } = est.significance(0.05);
+    let falsePos = 0;
+    for (let i = 0; i < U; i++) {
+      for (let f = 0; f < F; f++) {
+        const planted = f < 10 && f % 2 === i;
+        if (planted) {
+          expect(p[i * F + f]).toBeLessThan(0.001);
+          expect(significant[i * F + f]).toBe(1);
+        } else falsePos += significant[i * F + f];
+      }
+    }
+    expect(falsePos).toBeLessThanOrEqual(1);
+  });
+
+  it('restoring mid-stream continues exactly; another series, an old version or a lagged snapshot is refused', () => {
+    const U = 3, F = 4, W = 10, T = 80;
+    const { units, features } = makeSeries(34, T, U, F);
+    const opts = { units: U, features: F, window: W, resyncEvery: 6, nulls: { shifts: 12, seed: 21, series: flatten(units) } };
+    const a = new SlidingCorrelation(opts);
+    const b = new SlidingCorrelation(opts);
+    for (let k = 0; k < 41; k++) {
+      a.update(units[k], features[k]);
+      b.update(units[k], features[k]);
+    }
+    const snap = b.snapshot();
+    const c = new SlidingCorrelation(opts);
+    c.restore(snap);
+    expect(c.count).toBe(41);
+    for (let k = 41; k < T; k++) {
+      a.update(units[k], features[k]);
+      c.update(units[k], features[k]);
+    }
+    expect(c.pValues()).toEqual(a.pValues());
+    expect(c.nullCorrelations(5)).toEqual(a.nullCorrelations(5));
+
+    const other = flatten(units);
+    other[7] += 1;
+    const code = (f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        expect(e).toBeInstanceOf(SyncactError);
+        return `${(e as SyncactError).code}: ${(e as Error).message}`;
+      }
+      return 'no error';
+    };
+    expect(code(() => new SlidingCorrelation({ ...opts, nulls: { ...opts.nulls, series: other } }).restore(snap))).toMatch(
+      /^ENGINE_SNAPSHOT_MISMATCH: .*another unit series/,
+    );
+    expect(code(() => new SlidingCorrelation(opts).restore({ ...snap, version: 1 }))).toMatch(/^ENGINE_SNAPSHOT_MISMATCH: .*version 1/);
+    const lagged = new SlidingCorrelation({ ...opts, nulls: { shifts: 12, seed: 21 } }).snapshot();
+    expect(code(() => new SlidingCorrelation(opts).restore(lagged))).toMatch(/^ENGINE_SNAPSHOT_MISMATCH/);
+  });
+
+  it('refuses a series too short for the shifts, of the wrong shape, or run past its end', () => {
+    const { units, features } = makeSeries(35, 40, 2, 2);
+    const series = flatten(units);
+    const make = (shifts: number, s: Float64Array = series, extra = {}) =>
+      new SlidingCorrelation({ units: 2, features: 2, window: 10, nulls: { shifts, seed: 1, series: s, ...extra } });
+    // 40 − 2·10 + 1 = 21 shifts fit, 22 do not.
+    expect(make(21).shiftLags.length).toBe(21);
+    expect(() => make(22)).toThrow(/22 distinct circular null shifts do not fit: a 40-TR series with window 10 has at most 21/);
+    expect(() => make(3, series.subarray(1))).toThrow(/T × 2 unit values/);
+    expect(() => make(3, series, { minShift: 5 })).toThrow(/must lie in \[10, 30\]/);
+    const est = make(3, series.subarray(0, 2 * 25));
+    for (let k = 0; k < 25; k++) est.update(units[k], features[k]);
+    expect(() => est.update(units[25], features[25])).toThrow(/TR 25 is past the 25-TR unit series/);
+    expect(est.count).toBe(25);
+  });
+});
