@@ -222,6 +222,33 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     await until(() => page.textContent('[data-testid=play]'), (t) => t === 'Pause', 'play');
   });
 
+  it('while paused, ArrowRight steps one TR and ArrowLeft steps back, staying paused', async () => {
+    await page.click('[data-testid=play]');
+    await until(() => page.textContent('[data-testid=play]'), (t) => t === 'Play', 'pause');
+    await page.waitForTimeout(500); // the TR in flight when the pause arrived still finishes
+    // the keys are ignored while a form control has the focus (the seek bar, the speed menu)
+    await page.evaluate(() => ((globalThis as unknown as { document: { activeElement: { blur?: () => void } | null } }).document.activeElement?.blur?.()));
+    const at = await tr();
+    const frameTr = () => page.textContent('[data-testid=movie] .frame-tr');
+    await page.keyboard.press('ArrowRight');
+    await until(tr, (t) => t === at + 1, `TR ${at + 1} after ArrowRight`);
+    await until(frameTr, (t) => t === `frame of TR ${at + 1}`, 'the stepped frame');
+    await page.keyboard.press('ArrowLeft');
+    await until(tr, (t) => t === at, `TR ${at} after ArrowLeft`);
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await until(tr, (t) => t === at + 2, `TR ${at + 2} after two ArrowRights`);
+    await page.waitForTimeout(1500); // 6 TRs at 4×: still paused, nothing advances
+    expect(await tr()).toBe(at + 2);
+    expect(await page.textContent('[data-testid=play]')).toBe('Play');
+    // the brain colour bar carries the map's unit and numbers (a t-map is selected)
+    expect(await brain('data-overlay')).toMatch(/^unit-t:/);
+    expect(await page.textContent('[data-testid=colour-bar]')).toMatch(/t\s*−\d+\.\d\s*±\d+\.\d\s*\d+\.\d/);
+    await page.locator('[data-testid=brain]').screenshot({ path: join(ARTIFACTS, 'e2e-brain-panel.png') });
+    await page.click('[data-testid=play]');
+    await until(() => page.textContent('[data-testid=play]'), (t) => t === 'Pause', 'play');
+  });
+
   it('reconnects to a killed and restarted server', async () => {
     const port = demo!.port;
     await stopDemo(demo, 'SIGKILL');
