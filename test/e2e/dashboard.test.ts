@@ -181,6 +181,9 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     await page.locator('[data-testid=seek]').fill('200');
     const after = await until(tr, (t) => t >= 200, 'the seek to TR 200');
     expect(after).toBeLessThan(200 + 20); // a jump, not a fast-forward from `before`
+    // the annotation table is recomputed where the seek landed, not left at the stride TR before it
+    const annotationTr = async () => Number(/TR (\d+)/.exec((await page.textContent('[data-testid=annotations] h2')) ?? '')?.[1] ?? -1);
+    await until(annotationTr, (t) => t >= 200, 'the annotation at the seek target');
     await shot('e2e-after-seek.png');
   });
 
