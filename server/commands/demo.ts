@@ -22,7 +22,7 @@ import type { RunningServer } from '../net/server.ts';
 import { startServerInWorker } from '../net/startServerInWorker.ts';
 import { dashboardBuilt } from '../net/staticFiles.ts';
 import { checkSpeed, type ReplaySpeed } from '../streams/replayClock.ts';
-import { openSession } from '../streams/session.ts';
+import { openSession, type OpenedSession } from '../streams/session.ts';
 import { numberOption, parseCommandArgs } from './args.ts';
 import type { Command } from './command.ts';
 import { sessionFromArgs } from './sessionOptions.ts';
@@ -85,10 +85,7 @@ export const demo: Command = {
       throw new SyncactError('CLI_USAGE', 'demo: --token must be 8 … 256 characters of A-Z, a-z, 0-9, _ or -');
     }
     const say = (line: string) => process.stderr.write(line + '\n');
-    const fpt = values['frames-per-tr'] ?? String(DEMO_FRAMES_PER_TR);
-    const { source, options } = await sessionFromArgs('demo', { demo: true, 'max-trs': values['max-trs'], 'frames-per-tr': fpt === '0' ? undefined : fpt }, say);
-
-    const session = await openSession(source, options);
+    const session = await openDemo(say, { maxTrs: values['max-trs'], framesPerTr: values['frames-per-tr'] });
     let closing: Promise<number> | null = null;
     try {
       for (const w of session.warnings) say(`warning: ${w}`);
@@ -133,6 +130,16 @@ export const demo: Command = {
     }
   },
 };
+
+/**
+ * The demo session as `syncact demo` opens it (generated in .syncact/demo on first use).
+ * Options as the command's flags give them: --max-trs, --frames-per-tr (0 = every frame).
+ */
+export async function openDemo(say: (line: string) => void, flags: { maxTrs?: string; framesPerTr?: string } = {}): Promise<OpenedSession> {
+  const fpt = flags.framesPerTr ?? String(DEMO_FRAMES_PER_TR);
+  const { source, options } = await sessionFromArgs('demo', { demo: true, 'max-trs': flags.maxTrs, 'frames-per-tr': fpt === '0' ? undefined : fpt }, say);
+  return openSession(source, options);
+}
 
 /** Where `syncact demo` serves a live session from; bench/server.bench.ts measures this same path. */
 export interface DemoServerOptions {
