@@ -77,7 +77,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const U = s.info.units.length;
   const F = s.info.features.length;
   const tally = new SignificanceTally(U * F);
-  const scoredFrom = nullsReadyAt(s.nullShifts, s.settings.window);
+  const scoredFrom = nullsReadyAt(s.nullShifts, s.settings.window, s.nullKind);
   const totals: Record<string, number> = {};
   let final: TrState | null = null;
   let annotations: AnnotationRow[] = [];
@@ -127,6 +127,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
     window: s.settings.window,
     nulls: s.settings.nulls,
     nullShifts: s.nullShifts,
+    nullKind: s.nullKind,
     scoredTrs: tally.count,
   });
   const warning = significanceWarning(significance);

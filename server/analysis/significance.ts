@@ -1,15 +1,16 @@
 /**
  * Whether a run was long enough to be scored for significance, and if not, why.
  *
- * Sliding-window significance comes from lagged nulls of the unit series
- * (server/streams/session.ts: `nullShifts` caps the session's `nulls` so that every null
- * is ready within the first third of the run; `nullsReadyAt` is the TR from which all are).
- * A short run gets no null at all, so no TR is scored: no q-value ever passes, the coupled
+ * Sliding-window significance comes from null shifts of the unit series
+ * (server/streams/session.ts: `nullShifts` caps the session's `nulls` by what the run
+ * allows, T − 2W + 1 circular shifts when its length is known, lags all ready within the
+ * first third of a live run; `nullsReadyAt` is the TR from which all are).
+ * A run shorter than 2W gets no null at all, so no TR is scored: no q-value ever passes, the coupled
  * pairs are empty and a truth block has nothing to score. Without this a 60-TR run reads as
  * "sensitivity 0" — a wrong finding rather than no finding. This file says it in the
  * report (`significance`) and in one warning line, with the run length that would do.
  */
-import { nullShifts, nullsReadyAt } from '../streams/session.ts';
+import { nullShifts, nullsReadyAt, type NullKind } from '../streams/session.ts';
 
 /** report.json's `significance` block. */
 export interface SignificanceCoverage {
@@ -38,39 +39,43 @@ export interface CoverageInputs {
   window: number;
   /** Engine setting `nulls`. */
   nulls: number;
-  /** The session's lagged-null count (OpenedSession.nullShifts). */
+  /** The session's null-shift count (OpenedSession.nullShifts). */
   nullShifts: number;
+  /** OpenedSession.nullKind; default 'lagged'. */
+  nullKind?: NullKind;
   /** TRs in the significance tally. */
   scoredTrs: number;
 }
 
 /**
- * The shortest run (TRs) that gets at least `shifts` lagged nulls with all of them ready
- * before its last TR, found with session.ts's own rules so that the two cannot disagree
- * (closed form for the current rules: 3·(2·shifts + 2·window − 1)). Null when shifts < 1.
+ * The shortest run (TRs) that gets at least `shifts` nulls with all of them ready before
+ * its last TR, found with session.ts's own rules so that the two cannot disagree (closed
+ * forms for the current rules: lagged 3·(2·shifts + 2·window − 1), circular
+ * 2·window + shifts − 1). Null when shifts < 1.
  */
-export function minTrsForNulls(window: number, shifts: number): number | null {
+export function minTrsForNulls(window: number, shifts: number, kind: NullKind = 'lagged'): number | null {
   if (!(shifts >= 1)) return null;
   const bound = 3 * (2 * shifts + 2 * window + 2) + 10;
   for (let t = 1; t <= bound; t++) {
-    if (nullShifts(shifts, window, t) >= shifts && nullsReadyAt(shifts, window) <= t - 1) return t;
+    if (nullShifts(shifts, window, t, kind) >= shifts && nullsReadyAt(shifts, window, kind) <= t - 1) return t;
   }
   return null;
 }
 
 export function significanceCoverage(o: CoverageInputs): SignificanceCoverage {
-  const readyAt = nullsReadyAt(o.nullShifts, o.window);
-  const anyNull = minTrsForNulls(o.window, 1);
-  const allNulls = minTrsForNulls(o.window, o.nulls);
+  const kind = o.nullKind ?? 'lagged';
+  const readyAt = nullsReadyAt(o.nullShifts, o.window, kind);
+  const anyNull = minTrsForNulls(o.window, 1, kind);
+  const allNulls = minTrsForNulls(o.window, o.nulls, kind);
   let reason: string | null = null;
   if (o.scoredTrs === 0) {
     if (o.nulls < 1) reason = 'nulls is 0: significance is off';
     else if (o.nullShifts < 1) {
       reason =
-        `${o.trCount} TRs are too short for lagged nulls with window ${o.window}: ` +
+        `${o.trCount} TRs are too short for ${kind} nulls with window ${o.window}: ` +
         `at least ${anyNull} TRs are needed for one null, ${allNulls} for all ${o.nulls}`;
     } else {
-      reason = `the run stopped after ${o.trs} TRs, before its ${o.nullShifts} lagged nulls were ready at TR ${readyAt}`;
+      reason = `the run stopped after ${o.trs} TRs, before its ${o.nullShifts} ${kind} nulls were ready at TR ${readyAt}`;
     }
   }
   return {

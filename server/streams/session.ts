@@ -119,8 +119,13 @@ export interface OpenedSession {
   glmUnits: number[];
   /** The learned networks coupled as features (atoms), 0 for none. */
   networks: number;
-  /** Lagged null series of the sliding coupling (0: no significance). */
+  /** Null shifts of the sliding coupling (0: no significance). */
   nullShifts: number;
+  /**
+   * 'circular' when the run's length is known (shifts over the whole precomputed unit
+   * series, ready from the first TR), 'lagged' for an open-ended live run.
+   */
+  nullKind: NullKind;
   annotate: boolean;
   truth: SessionTruth | null;
   warnings: string[];
@@ -382,7 +387,12 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     const extrasWidth = cosineDriftOrder(trCount, tr, settings.highPassHz) + 1;
     const extras = (k: number) => dctRow(k, trCount, tr, settings.highPassHz);
     const atlasOption: CouplingEngineOptions['atlas'] = p.atlas ? brainFeaturesOptions(p.atlas) : { labelOfVoxel: new Int32Array(V), regions: 1 };
-    const shifts = nullShifts(settings.nulls, settings.window, trCount);
+    // The unit responses of all trCount TRs are computed above, before the replay: with a
+    // known run length the nulls are circular shifts of them; a live run keeps lags.
+    const nullKind: NullKind = plan.trCount === null ? 'lagged' : 'circular';
+    const shifts = nullShifts(settings.nulls, settings.window, trCount, nullKind);
+    if (shifts < settings.nulls) warnings.push(nullShiftsWarning(settings.nulls, shifts, settings.window, trCount, nullKind));
+    const nullSeries = nullKind === 'circular' && shifts > 0 ? flattenResponses(cnn.responses, trCount) : undefined;
     const networks = Math.max(0, options.networks ?? 8);
     const layers = cnn.layout.layers.map((l, i) => ({
       name: l.name,
@@ -400,7 +410,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
         window: settings.window,
         // Same effective length: weights 2^(−age/h) sum to 1/(1 − 2^(−1/h)) ≈ h/ln 2 = W.
         weighting: settings.windowKind === 'rectangular' ? { kind: 'rectangular' } : { kind: 'exponential', halfLife: settings.window * Math.LN2 },
-        nulls: shifts > 0 ? { shifts, seed: config.seed ?? 0, pool: 'all' } : undefined,
+        nulls: shifts > 0 ? { shifts, seed: config.seed ?? 0, pool: 'all', series: nullSeries } : undefined,
       },
       dictionary: networks > 0 ? { atoms: networks, couple: true, alpha: 1, updateEvery: options.dictionaryUpdateEvery ?? (V < 10_000 ? 1 : 5), seed: 0 } : undefined,
       layers,
@@ -460,6 +470,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       glmUnits: cnn.glmUnits,
       networks,
       nullShifts: shifts,
+      nullKind,
       annotate,
       truth: p.truth,
       warnings,
@@ -483,19 +494,49 @@ async function assemble(p: Parts): Promise<OpenedSession> {
   }
 }
 
+/** How the sliding coupling's nulls shift the unit series (slidingCorrelation.ts). */
+export type NullKind = 'circular' | 'lagged';
+
 /**
- * Lagged-null count: the session's `nulls`, capped so every null is ready within the first
- * third of the run (lags come from [W, W + 2S − 1] and need W TRs of history), since the
- * significance of a short run would otherwise rest on its last few TRs only.
+ * Null-shift count: the session's `nulls`, capped by what the run allows.
+ * - circular: shifts come from [W, T − W] so that no null window overlaps the true one,
+ *   which gives at most T − 2W + 1 distinct shifts.
+ * - lagged (default, the rule before circular nulls existed): capped so every null is
+ *   ready within the first third of the run (lags come from [W, W + 2S − 1] and need W TRs
+ *   of history), since the significance of a short run would otherwise rest on its last
+ *   few TRs only.
  */
-export function nullShifts(nulls: number, window: number, trCount: number): number {
-  const cap = Math.floor((trCount / 3 - 2 * window + 1) / 2);
+export function nullShifts(nulls: number, window: number, trCount: number, kind: NullKind = 'lagged'): number {
+  const cap = kind === 'circular' ? trCount - 2 * window + 1 : Math.floor((trCount / 3 - 2 * window + 1) / 2);
   return Math.max(0, Math.min(nulls, cap));
 }
 
-/** TRs from which every lagged null is ready (significance is undefined before). */
-export function nullsReadyAt(shifts: number, window: number): number {
-  return shifts > 0 ? window + 2 * shifts - 1 + window - 1 : Infinity;
+/**
+ * TRs from which every null is ready with a full window (significance is undefined
+ * before): circular nulls from the first full window, W − 1; lagged ones once the largest
+ * lag has W TRs of history.
+ */
+export function nullsReadyAt(shifts: number, window: number, kind: NullKind = 'lagged'): number {
+  if (!(shifts > 0)) return Infinity;
+  return kind === 'circular' ? window - 1 : window + 2 * shifts - 1 + window - 1;
+}
+
+/** The warning for a session that gets fewer null shifts than its `nulls` asks for. */
+export function nullShiftsWarning(nulls: number, shifts: number, window: number, trCount: number, kind: NullKind): string {
+  const why =
+    kind === 'circular'
+      ? `circular shifts of a ${trCount}-TR run with window ${window} must lie in [${window}, ${trCount - window}] (at most ${Math.max(0, trCount - 2 * window + 1)})`
+      : `a live run's lagged nulls must all be ready within the first third of its ${trCount} TRs with window ${window}`;
+  const what = shifts > 0 ? `${shifts} null shift${shifts === 1 ? '' : 's'} instead of ${nulls}` : `no null shifts (${nulls} asked for), so nothing is ever significant`;
+  return `sliding coupling: ${what}: ${why}`;
+}
+
+/** TR-major T×U copy of the first `trCount` unit responses (the circular nulls' series). */
+function flattenResponses(responses: readonly Float64Array[], trCount: number): Float64Array {
+  const U = responses[0].length;
+  const out = new Float64Array(trCount * U);
+  for (let t = 0; t < trCount; t++) out.set(responses[t], t * U);
+  return out;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * A run too short for significance says so: on the committed tiny fixture (60 TRs, window
- * 30, 100 nulls asked for) no lagged null fits, so no TR is scored; report.json's
+ * 31, 100 nulls asked for) no circular null fits (it needs 2W TRs), so no TR is scored; report.json's
  * `significance` block gives the reason and the run lengths that would do, one warning
  * line is emitted, and the truth block's sensitivity and false-positive rate are null, not
  * 0. The same fixture with a short window is scored from the TR session.ts says.
@@ -36,6 +36,18 @@ describe('minimum run length for lagged nulls', () => {
     expect(minTrsForNulls(30, 0)).toBeNull();
   });
 
+  it('for circular nulls is 2·window + shifts − 1, all ready from the first full window', () => {
+    for (const window of [1, 6, 30, 45]) {
+      for (const shifts of [1, 4, 100]) {
+        const t = minTrsForNulls(window, shifts, 'circular')!;
+        expect(t).toBe(2 * window + shifts - 1);
+        expect(nullShifts(shifts, window, t, 'circular')).toBe(shifts);
+        expect(nullShifts(shifts, window, t - 1, 'circular')).toBeLessThan(shifts);
+        expect(nullsReadyAt(shifts, window, 'circular')).toBe(window - 1);
+      }
+    }
+  });
+
   it('gives a reason for each way of scoring nothing, and none when TRs were scored', () => {
     const base = { trCount: 60, trs: 60, window: 30, nulls: 100, nullShifts: 0, scoredTrs: 0 };
     expect(significanceCoverage(base).reason).toBe('60 TRs are too short for lagged nulls with window 30: at least 183 TRs are needed for one null, 777 for all 100');
@@ -48,10 +60,11 @@ describe('minimum run length for lagged nulls', () => {
 });
 
 describe('analysis of the tiny fixture', () => {
-  it('60 TRs at window 30: nothing scored, explained in report.json and one warning; truth sensitivity/FPR null', async () => {
-    const s = await openSession({ session: TINY }, { framesPerTr: 2, cacheDir });
+  it('60 TRs at window 31: nothing scored, explained in report.json and one warning; truth sensitivity/FPR null', async () => {
+    const s = await openSession({ session: TINY }, { framesPerTr: 2, cacheDir, engine: { window: 31 } });
     try {
-      expect(s.settings.window).toBe(30);
+      expect(s.nullKind).toBe('circular');
+      expect(s.warnings.some((w) => /no null shifts .*at most 0/.test(w))).toBe(true);
       const warnings: string[] = [];
       const run = await analyzeSession(s, { annotateEvery: 0, warn: (l) => warnings.push(l) });
       expect(run.tally.count).toBe(0);
@@ -60,10 +73,10 @@ describe('analysis of the tiny fixture', () => {
         first_scored_tr: null,
         null_shifts: 0,
         nulls_requested: s.settings.nulls,
-        window: 30,
-        min_trs_any_null: 183,
-        min_trs_all_nulls: 3 * (2 * s.settings.nulls + 59),
-        reason: expect.stringContaining('60 TRs are too short for lagged nulls with window 30: at least 183 TRs'),
+        window: 31,
+        min_trs_any_null: 62,
+        min_trs_all_nulls: 62 + s.settings.nulls - 1,
+        reason: expect.stringContaining('60 TRs are too short for circular nulls with window 31: at least 62 TRs'),
       });
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/^no TR was scored for significance .*: 60 TRs are too short/);
@@ -79,12 +92,13 @@ describe('analysis of the tiny fixture', () => {
     }
   });
 
-  it('the same fixture with window 6 and 4 nulls is scored from the TR the nulls are ready, with no warning', async () => {
+  it('the same fixture with window 6 and 4 nulls is scored from the first full window, with no warning', async () => {
     const s = await openSession({ session: TINY }, { framesPerTr: 2, cacheDir, engine: { window: 6, nulls: 4 } });
     try {
       const warnings: string[] = [];
       const run = await analyzeSession(s, { annotateEvery: 0, warn: (l) => warnings.push(l) });
-      const ready = nullsReadyAt(4, 6);
+      const ready = nullsReadyAt(4, 6, 'circular');
+      expect(ready).toBe(5);
       expect(run.significance).toMatchObject({ scored_trs: 60 - ready, first_scored_tr: ready, null_shifts: 4, reason: null });
       expect(warnings).toEqual([]);
       expect(Number.isFinite(run.truth!.sensitivity)).toBe(true);
