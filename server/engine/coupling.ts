@@ -7,7 +7,8 @@
  * (drift row with its constant, confounds) and the masked volume y (V):
  *   1. voxelwise GLM on the design x = [u[glmUnits], e]           → synchronized maps
  *   2. brain features f = atlas means of y                          (NaN for an emptied region)
- *   3. optional: running z-score of y → online dictionary learning → codes c (K atoms);
+ *   3. optional: y minus its least-squares fit on the extras so far (drift, constant,
+ *      confounds) → running z-score → online dictionary learning → codes c (K atoms);
  *      with `dictionary.couple` the codes join the features, f ← [f, c]
  *   4. sliding-window correlation of u with f, lagged nulls, BH   → coupling matrix
  *   5. per layer: incremental linear CKA of u[layer] with f        → layer similarity
@@ -17,7 +18,10 @@
  * Why the z-score feeds only the dictionary: the GLM has its own intercept and drift and
  * its t-maps do not depend on a voxel's scale, and Pearson correlations of region means
  * do not either; dictionary learning does (raw BOLD sits near 10³ and its λ is in units
- * of the data), so it sees volumes z-scored with the statistics so far.
+ * of the data), so it sees volumes z-scored with the statistics so far. It also sees them
+ * without the drift (driftResidual.ts): left in, the slow drift is the run's largest shared
+ * pattern and takes atoms from the networks (on the demo session the planted maps came out
+ * at spatial |r| 0.1–0.7 with the z-score alone).
  *
  * Degenerate volumes never throw: NaN voxels retire from the GLM (NaN maps there), are
  * left out of region means and of the dictionary's sample; constant voxels give NaN t.
@@ -31,6 +35,7 @@ import { BrainFeatures, type BrainFeaturesOptions } from './brainFeatures.ts';
 import { SlidingCorrelation, type SlidingCorrelationOptions } from './slidingCorrelation.ts';
 import { OnlineDictionaryLearning, type DictionaryLearningOptions } from './dictionaryLearning.ts';
 import { RunningStandardizer } from './standardize.ts';
+import { DriftResidual } from './driftResidual.ts';
 import { IncrementalCka } from './cka.ts';
 import { benjaminiHochberg, rejectAt } from './fdr.ts';
 import { annotateUnits, type AnnotationOptions, type UnitAnnotation } from './annotation.ts';
@@ -107,7 +112,8 @@ export interface CouplingSnapshot extends EstimatorSnapshot {
 }
 
 const KIND = 'coupling';
-const VERSION = 1;
+/** 2: the dictionary's drift residual joined the parts. */
+const VERSION = 2;
 
 function bad(message: string): SyncactError {
   return new SyncactError('ENGINE_BAD_INPUT', `coupling engine: ${message}`);
@@ -135,6 +141,8 @@ export class CouplingEngine implements Estimator {
   private readonly glm: VoxelwiseGlm;
   private readonly atlas: BrainFeatures;
   private readonly standardizer: RunningStandardizer | null;
+  /** Removes the extras' fit from the dictionary's sample (null without extras). */
+  private readonly detrender: DriftResidual | null;
   private readonly dictionary: OnlineDictionaryLearning | null;
   private readonly coupleCodes: boolean;
   private readonly sliding: SlidingCorrelation;
@@ -176,12 +184,14 @@ export class CouplingEngine implements Estimator {
       const { couple, ...dl } = o.dictionary;
       this.dictionary = new OnlineDictionaryLearning({ ...dl, voxels });
       this.standardizer = new RunningStandardizer({ size: voxels });
+      this.detrender = extras > 0 ? new DriftResidual({ voxels, regressors: extras }) : null;
       this.zscored = new Float64Array(voxels);
       this.coupleCodes = couple ?? false;
       this.codeValues = new Float64Array(this.dictionary.atoms).fill(NaN);
     } else {
       this.dictionary = null;
       this.standardizer = null;
+      this.detrender = null;
       this.zscored = null;
       this.coupleCodes = false;
       this.codeValues = new Float64Array(0);
@@ -275,8 +285,9 @@ export class CouplingEngine implements Estimator {
     this.featureValues.set(this.regionValues);
     lap('features');
     if (this.dictionary && this.standardizer && this.zscored) {
-      this.standardizer.update(volume);
-      this.standardizer.transform(volume, this.zscored);
+      const sample = this.detrender ? this.detrender.update(extras, volume, this.zscored) : volume;
+      this.standardizer.update(sample);
+      this.standardizer.transform(sample, this.zscored);
       this.codeValues.set(this.dictionary.update(this.zscored));
       if (this.coupleCodes) this.featureValues.set(this.codeValues, this.regionValues.length);
     }
@@ -362,6 +373,7 @@ export class CouplingEngine implements Estimator {
       sliding: this.sliding.snapshot(),
     };
     if (this.standardizer) parts.standardize = this.standardizer.snapshot();
+    if (this.detrender) parts.detrend = this.detrender.snapshot();
     if (this.dictionary) parts.dictionary = this.dictionary.snapshot();
     this.ckas.forEach((c, l) => (parts[`cka.${l}`] = c.snapshot()));
     return {
@@ -401,6 +413,7 @@ export class CouplingEngine implements Estimator {
     if (!(codes instanceof Float64Array) || codes.length !== this.codeValues.length) throw mismatch('snapshot codes have the wrong size');
     const expected = ['glm', 'sliding'];
     if (this.standardizer) expected.push('standardize');
+    if (this.detrender) expected.push('detrend');
     if (this.dictionary) expected.push('dictionary');
     this.ckas.forEach((_, l) => expected.push(`cka.${l}`));
     const have = Object.keys(parts).sort();
@@ -409,6 +422,7 @@ export class CouplingEngine implements Estimator {
     this.glm.restore(parts.glm);
     this.sliding.restore(parts.sliding);
     if (this.standardizer) this.standardizer.restore(parts.standardize);
+    if (this.detrender) this.detrender.restore(parts.detrend);
     if (this.dictionary) this.dictionary.restore(parts.dictionary);
     this.ckas.forEach((ck, l) => ck.restore(parts[`cka.${l}`]));
     this.featureValues.set(features);
