@@ -37,7 +37,7 @@ function demo() {
     return Float32Array.from(voxels, (i) => grid[i]);
   });
   /** |spatial r| of each planted network with its atom, after streaming the run; `drift: false` leaves the extras out. */
-  const recover = (drift: boolean) => {
+  const recover = (drift: boolean, settings: { atoms: number; updateEvery?: number } = { atoms: 10 }) => {
     const width = drift ? dctRow(0, T, s.tr, DEFAULT_HIGH_PASS).length : 0;
     const units = s.truth.drives.length;
     const engine = new CouplingEngine({
@@ -47,9 +47,7 @@ function demo() {
       glm: { workers: 0 },
       atlas: { labelOfVoxel: new Int32Array(V), regions: 1 },
       sliding: { window: 30 },
-      // The auditor's settings: 10 atoms (more than the 6 networks to find) and the
-      // estimator's defaults (λ = 1, map sparsity 0.5, an update every TR).
-      dictionary: { atoms: ATOMS, seed: 0 },
+      dictionary: { ...settings, seed: 0 },
     });
     const responses = new Float64Array(units);
     for (let k = 0; k < T; k++) {
@@ -57,7 +55,7 @@ function demo() {
       const extras = drift ? dctRow(k, T, s.tr, DEFAULT_HIGH_PASS) : new Float64Array(0);
       engine.update({ units: responses, extras, volume: volumes[k] });
     }
-    const atoms = Array.from({ length: ATOMS }, (_, j) => engine.atom(j));
+    const atoms = Array.from({ length: settings.atoms }, (_, j) => engine.atom(j));
     const match = matchMaps([...expected.values()], atoms);
     expect(new Set(match.map((m) => m.atom)).size).toBe(expected.size);
     return Object.fromEntries([...expected.keys()].map((n, i) => [n, match[i].r]));
@@ -65,14 +63,13 @@ function demo() {
   return { recover };
 }
 
-const ATOMS = 10;
-
 describe('online dictionary learning on the demo synthetic session', () => {
   const { recover } = demo();
 
+  // The auditor's settings: 10 atoms (more than the 6 networks to find) and the estimator's
+  // defaults (λ = 1, map sparsity 0.5, an update every TR).
   it('recovers every planted network (signed, anticorrelated pairs merged) as one atom each', () => {
     const r = recover(true);
-    console.log('dictionary ground truth, |spatial r| per planted network:', r);
     expect(Object.keys(r)).toEqual(['contrast', 'motion', 'colour_rg', 'grating_90', 'null_frontal', 'null_temporal']);
     // Measured: contrast 0.80, motion 0.78, colour 0.60, grating 0.79, null frontal 0.66,
     // null temporal 0.78. The issue's bar (0.8) is not met for all: at SNR 1 (planted peak
@@ -88,9 +85,17 @@ describe('online dictionary learning on the demo synthetic session', () => {
     expect(mean).toBeGreaterThanOrEqual(0.7);
   });
 
+  it("with the replay's settings at demo size (8 atoms, an update every 5 TRs) every network is found too", () => {
+    const r = recover(true, { atoms: 8, updateEvery: 5 });
+    // Measured: contrast 0.87, motion 0.82, colour 0.46, grating 0.83, null frontal 0.69,
+    // null temporal 0.60 (with the z-score alone: 0.03–0.63, both null networks lost).
+    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.4);
+    const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
+    expect(mean).toBeGreaterThanOrEqual(0.65);
+  });
+
   it('without the drift removed the drift takes atoms from the networks', () => {
     const r = recover(false);
-    console.log('z-score only, |spatial r| per planted network:', r);
     // Measured: null temporal 0.10, colour 0.39, null frontal 0.49 (the auditor's 0.10–0.72
     // was this feeding): the slow drift, the run's largest shared pattern, holds atoms.
     expect(Math.min(...Object.values(r))).toBeLessThan(0.2);
