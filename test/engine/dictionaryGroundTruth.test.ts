@@ -4,7 +4,8 @@
  * with the session's design extras: nilearn's DCT drift row at 1/128 Hz and the constant),
  * so the dictionary sees what it sees in a replay: the volume minus its drift fit so far,
  * z-scored with the statistics so far (coupling.ts). Every planted map must be found by
- * one atom (one-to-one matching on |spatial r| inside the mask).
+ * its own atom (greedy one-to-one matching on |spatial r| inside the mask); the issue's
+ * bar of r ≥ 0.8 is not reached by every network at this SNR (see the first test).
  *
  * Networks driven by one feature are one network to any method that sees only the BOLD:
  * visual (+) and default mode (−) share the contrast drive, so the expected map for them
@@ -75,11 +76,14 @@ describe('online dictionary learning on the demo synthetic session', () => {
     // null temporal 0.78. The bar (0.8) is not met for all: at SNR 1 (planted peak
     // = noise SD) and 300 TRs a map estimated from the data keeps thousands of noise voxels
     // as small non-zeros, and r is taken over the whole mask (25,760 voxels, each network
-    // ~1,000). Least squares on the TRUE signals reaches only 0.49–0.76 over the mask (0.96
-    // on each network's true support), so the sparse maps already beat an oracle's dense
-    // maps; the same estimator on batch-detrended, batch-z-scored volumes (an oracle
-    // preprocessing) gives 0.58–0.89, i.e. the online feeding loses nothing. Colour is
-    // split over two atoms (one per hemisphere's blob, the smallest blobs of the phantom).
+    // ~1,000). Measured once with an investigation script (not kept): least squares on the
+    // TRUE signals reaches only 0.49–0.76 over the mask (0.96 on each network's true
+    // support), so the sparse maps already beat an oracle's dense maps; the same estimator
+    // on batch-detrended, batch-z-scored volumes gives 0.58–0.89, so the online feeding
+    // loses little; other λ, map sparsity, atom counts, burn-in, forgetting and
+    // initialisations move single networks between 0.4 and 0.9 without lifting all of
+    // them. Colour is split over two atoms (one per hemisphere's blob, the phantom's
+    // smallest).
     for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.55);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
     expect(mean).toBeGreaterThanOrEqual(0.7);
