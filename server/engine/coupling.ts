@@ -10,7 +10,7 @@
  *   3. optional: y minus its least-squares fit on the extras so far (drift, constant,
  *      confounds) → running z-score → online dictionary learning → codes c (K atoms);
  *      with `dictionary.couple` the codes join the features, f ← [f, c]
- *   4. sliding-window correlation of u with f, lagged nulls, BH   → coupling matrix
+ *   4. sliding-window correlation of u with f, shift nulls, BH    → coupling matrix
  *   5. per layer: incremental linear CKA of u[layer] with f        → layer similarity
  * Annotation is not incremental (it compares whole maps with templates) and runs on
  * demand from the current t-maps.
