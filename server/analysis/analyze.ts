@@ -7,6 +7,8 @@
  */
 import { lastValueFrom, take, tap } from 'rxjs';
 import type { AnnotationRow, TrState } from '../../protocol/state.ts';
+import { SyncactError } from '../errors.ts';
+import type { EstimatorSnapshot } from '../engine/estimator.ts';
 import { SignificanceTally } from '../engine/truthScore.ts';
 import { runPipeline } from '../streams/pipeline.ts';
 import { nullsReadyAt, type OpenedSession } from '../streams/session.ts';
@@ -71,19 +73,49 @@ export interface AnalyzeOptions {
    * short for any TR to be scored for significance. Default: stderr as "warning: LINE".
    */
   warn?: (line: string) => void;
+  /**
+   * Continue a run whose engine was restored from a state snapshot (docs/state-dir.md):
+   * the pipeline starts at the engine's TR count, with the run's tally, TR count,
+   * annotations and series as they were then, so it ends as an uninterrupted run does.
+   */
+  resume?: AnalysisCheckpoint;
+  /** After each TR, before the next starts (the pipeline waits): the run's own state, for a snapshot. */
+  afterTr?: (checkpoint: () => AnalysisCheckpoint) => void | Promise<void>;
+}
+
+/** What a run has gathered besides the engine's state (saved with it by `--state-dir`). */
+export interface AnalysisCheckpoint {
+  /** TRs emitted so far, earlier processes' included. */
+  trs: number;
+  tally: EstimatorSnapshot;
+  annotations: AnnotationRow[];
+  series: AnalysisSeries | null;
 }
 
 export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions = {}): Promise<AnalysisRun> {
   const U = s.info.units.length;
   const F = s.info.features.length;
   const tally = new SignificanceTally(U * F);
+  const resume = options.resume;
+  if (resume) tally.restore(resume.tally);
   const scoredFrom = nullsReadyAt(s.nullShifts, s.settings.window, s.nullKind);
   const totals: Record<string, number> = {};
   let final: TrState | null = null;
-  let annotations: AnnotationRow[] = [];
+  let annotations: AnnotationRow[] = resume?.annotations ?? [];
   let peak = process.memoryUsage.rss();
-  let trs = 0;
+  let trs = resume?.trs ?? 0;
+  // TRs run by this call (rates and per-TR timings are this process's).
+  let ran = 0;
   const series: AnalysisSeries | null = options.keepSeries ? { trs: [], coupling: [], cka: [], unitResponses: [], features: [] } : null;
+  if (series && resume) {
+    for (const k of Object.keys(series) as (keyof AnalysisSeries)[]) {
+      const saved = resume.series?.[k];
+      if (!saved) throw new SyncactError('ENGINE_SNAPSHOT_MISMATCH', `analysis: the run being resumed kept no '${k}' series`);
+      (series[k] as unknown[]).push(...saved);
+    }
+  }
+  const afterTr = options.afterTr;
+  const checkpoint = (): AnalysisCheckpoint => ({ trs, tally: tally.snapshot(), annotations, series });
   const t0 = performance.now();
   await lastValueFrom(
     runPipeline({
@@ -94,10 +126,13 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
       annotateEvery: options.annotateEvery ?? 50,
       annotate: s.annotate,
       snapshotEvery: null,
+      start: resume ? s.engine.count : undefined,
+      afterTr: afterTr ? () => afterTr(checkpoint) : undefined,
     }).pipe(
       take(options.stopAfter ?? Infinity),
       tap((t) => {
         trs++;
+        ran++;
         final = t.state;
         if (t.annotations) annotations = t.annotations;
         if (t.state.tr >= scoredFrom) tally.add(t.state.significant);
@@ -120,7 +155,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const last: TrState = final;
   const fractionSignificant = tally.fractions();
   const finalP = s.engine.coupling(s.settings.fdrQ).p;
-  const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { total_ms: v, per_tr_ms: v / Math.max(1, trs) }]));
+  const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { total_ms: v, per_tr_ms: v / Math.max(1, ran) }]));
   const significance = significanceCoverage({
     trCount: s.inputs.trCount,
     trs,
@@ -153,7 +188,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
     stages,
     trs,
     seconds,
-    trsPerSecond: trs / seconds,
+    trsPerSecond: ran / seconds,
     peakRssMb: Math.max(peak / 2 ** 20, process.resourceUsage().maxRSS / 1024),
     fractionSignificant,
     truth,

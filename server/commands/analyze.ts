@@ -6,6 +6,7 @@ import { openSession } from '../streams/session.ts';
 import { parseCommandArgs } from './args.ts';
 import type { Command } from './command.ts';
 import { SESSION_OPTIONS, SESSION_USAGE, sessionFromArgs } from './sessionOptions.ts';
+import { checkpointFrom, checkpointParts, RunState, STATE_OPTIONS, STATE_USAGE, stateFromArgs } from './stateOptions.ts';
 
 const usage = `usage: syncact analyze (--session FILE | --demo | --fmri FILE --movie FILE …) --out DIR [options]
 
@@ -35,7 +36,9 @@ options:
   --annotate-every N annotate every N TRs as well as at the end (default 100)
   --quiet            print only errors
 
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+
+${STATE_USAGE}`;
 
 export const analyze: Command = {
   name: 'analyze',
@@ -45,13 +48,14 @@ export const analyze: Command = {
     const { values, positionals } = parseCommandArgs(
       'analyze',
       argv,
-      { ...SESSION_OPTIONS, out: { type: 'string' }, 'annotate-every': { type: 'string' }, quiet: { type: 'boolean' } },
+      { ...SESSION_OPTIONS, ...STATE_OPTIONS, out: { type: 'string' }, 'annotate-every': { type: 'string' }, quiet: { type: 'boolean' } },
       false,
     );
     if (positionals.length) throw new SyncactError('CLI_USAGE', `analyze: unexpected argument "${positionals[0]}"`);
     if (!values.out) throw new SyncactError('CLI_USAGE', 'analyze: --out DIR is required');
     const every = values['annotate-every'] === undefined ? 100 : Number(values['annotate-every']);
     if (!Number.isInteger(every) || every < 0) throw new SyncactError('CLI_USAGE', `analyze: --annotate-every must be a non-negative integer, got "${values['annotate-every']}"`);
+    const stateSettings = stateFromArgs('analyze', values);
     const say = (line: string) => {
       if (!values.quiet) process.stderr.write(line + '\n');
     };
@@ -60,7 +64,14 @@ export const analyze: Command = {
     try {
       for (const w of session.warnings) say(`warning: ${w}`);
       say(`${session.info.name}: ${session.inputs.trCount} TRs, ${session.maskIndices.length} voxels, ${session.cnn.units} units, ${session.info.features.length} features`);
-      const run = await analyzeSession(session, { annotateEvery: every, keepSeries: true });
+      // --state-dir: the run's state every N TRs; --resume: continue from the newest (docs/state-dir.md).
+      const saved = stateSettings ? await RunState.open(session, stateSettings, { name: 'analyze', parameters: { annotateEvery: every } }, say) : null;
+      const run = await analyzeSession(session, {
+        annotateEvery: every,
+        keepSeries: true,
+        resume: saved?.resumed ? checkpointFrom(saved.resumed, true) : undefined,
+        afterTr: saved ? (checkpoint) => saved.state.afterTr(session.engine, () => checkpointParts(checkpoint())) : undefined,
+      });
       const { report, timings } = reportJson(session, run, {
         annotate_every: every,
         frames_per_tr: options.framesPerTr ?? null,

@@ -28,6 +28,7 @@ import { openSession, type OpenedSession } from '../streams/session.ts';
 import { numberOption, parseCommandArgs } from './args.ts';
 import type { Command } from './command.ts';
 import { sessionFromArgs } from './sessionOptions.ts';
+import { RunState, STATE_OPTIONS, STATE_USAGE, stateFromArgs } from './stateOptions.ts';
 
 const usage = `usage: syncact demo [--port P] [--speed S] [--host H] [options]
 
@@ -48,7 +49,9 @@ options:
   --token T        the control token (default: a random one; give one to keep the URL
                    valid across restarts)
   --timings FILE   write one line per TR: "tr epoch_ms" when its state was handed to the
-                   server (for measuring display latency)`;
+                   server (for measuring display latency)
+
+${STATE_USAGE}`;
 
 /**
  * Frames per TR through the CNN by default: every frame (24 per TR) takes ~40 s of CPU on
@@ -76,6 +79,7 @@ export const demo: Command = {
         static: { type: 'string' },
         timings: { type: 'string' },
         token: { type: 'string' },
+        ...STATE_OPTIONS,
       },
       false,
     );
@@ -86,6 +90,7 @@ export const demo: Command = {
     if (values.token !== undefined && !/^[A-Za-z0-9_-]{8,256}$/.test(values.token)) {
       throw new SyncactError('CLI_USAGE', 'demo: --token must be 8 … 256 characters of A-Z, a-z, 0-9, _ or -');
     }
+    const stateSettings = stateFromArgs('demo', values);
     const say = (line: string) => process.stderr.write(line + '\n');
     const session = await openDemo(say, { maxTrs: values['max-trs'], framesPerTr: values['frames-per-tr'] });
     let closing: Promise<number> | null = null;
@@ -93,7 +98,12 @@ export const demo: Command = {
       for (const w of session.warnings) say(`warning: ${w}`);
       const timings = values.timings ? resolve(values.timings) : null;
       if (timings) writeFileSync(timings, '');
+      // --state-dir: the engine's state every N TRs; --resume: continue from the newest (docs/state-dir.md).
+      const saved = stateSettings ? await RunState.open(session, stateSettings, { name: 'demo' }, say) : null;
       const live = pipelineLiveSession(session, {
+        start: saved?.resumed?.tr,
+        zeroState: saved?.resumed?.zeroState,
+        afterTr: saved ? () => saved.state.afterTr(session.engine) : undefined,
         speed,
         loop: !values['no-loop'],
         paused: values.paused ?? false,

@@ -17,6 +17,7 @@ import { openSession, type OpenedSession } from '../streams/session.ts';
 import { numberOption, parseCommandArgs } from './args.ts';
 import type { Command } from './command.ts';
 import { SESSION_OPTIONS, SESSION_USAGE, sessionFromArgs } from './sessionOptions.ts';
+import { RunState, STATE_OPTIONS, STATE_USAGE, stateFromArgs } from './stateOptions.ts';
 
 const usage = `usage: syncact replay (--session FILE | --demo | --fmri FILE --movie FILE …) [--speed S] [--from TR] [options]
 
@@ -32,7 +33,9 @@ options:
   --top N          coupled pairs per line (default 3)
   --quiet          no per-TR lines (only the summary)
 
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+
+${STATE_USAGE}`;
 
 export const replay: Command = {
   name: 'replay',
@@ -44,6 +47,7 @@ export const replay: Command = {
       argv,
       {
         ...SESSION_OPTIONS,
+        ...STATE_OPTIONS,
         speed: { type: 'string' },
         from: { type: 'string' },
         loop: { type: 'boolean' },
@@ -57,6 +61,8 @@ export const replay: Command = {
     const from = values.from === undefined ? 0 : numberOption('replay', 'from', values.from, 0);
     if (!Number.isInteger(from) || from < 0) throw new SyncactError('CLI_USAGE', `replay: --from must be a TR index (0, 1, …), got "${values.from}"`);
     const top = values.top === undefined ? 3 : numberOption('replay', 'top', values.top, 3);
+    const stateSettings = stateFromArgs('replay', values);
+    if (stateSettings?.resume && values.from !== undefined) throw new SyncactError('CLI_USAGE', 'replay: --resume continues at the snapshot\'s TR; give --from or --resume, not both');
     const say = (line: string) => process.stderr.write(line + '\n');
     const { source, options } = await sessionFromArgs('replay', values, say);
 
@@ -81,6 +87,9 @@ export const replay: Command = {
         `${s.info.name}: ${s.inputs.trCount} TRs of ${s.info.tr} s at ${speed === 'max' ? 'max speed' : `${speed}×`}, ` +
           `${s.maskIndices.length} voxels, ${s.cnn.units} units (${s.info.model.id}, ${s.info.model.backend}), ${s.info.features.length} features`,
       );
+      // --state-dir: the engine's state every N TRs; --resume: continue from the newest (docs/state-dir.md).
+      const saved = stateSettings ? await RunState.open(s, stateSettings, { name: 'replay' }, say) : null;
+      const resumed = saved?.resumed ?? null;
       let last: PipelineTr | null = null;
       const started = performance.now();
       await new Promise<void>((resolve, reject) => {
@@ -89,7 +98,9 @@ export const replay: Command = {
           engine: s.engine,
           alpha: s.settings.fdrQ,
           speed,
-          start: from,
+          start: resumed ? resumed.tr : from,
+          zeroState: resumed?.zeroState,
+          afterTr: saved ? () => saved.state.afterTr(s.engine) : undefined,
           loop: values.loop ?? false,
           controls,
           annotateEvery: s.settings.snapshotEvery,

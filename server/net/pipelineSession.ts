@@ -32,7 +32,7 @@ import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
 import type { AnnotationRow, BrainMap, TrState } from '../../protocol/state.ts';
 import { SyncactError } from '../errors.ts';
 import { denseWeights } from '../io/atlas.ts';
-import { runPipeline, type PipelineTr } from '../streams/pipeline.ts';
+import { runPipeline, type PipelineOptions, type PipelineTr } from '../streams/pipeline.ts';
 import type { ClockCommand, ReplaySpeed } from '../streams/replayClock.ts';
 import type { OpenedSession } from '../streams/session.ts';
 import type { LiveSession } from './liveSession.ts';
@@ -46,6 +46,11 @@ export interface PipelineSessionOptions {
   paused?: boolean;
   /** Called with each TR's state as it is handed to the server (timing traces). */
   onState?: (state: TrState) => void;
+  /** First TR; with `zeroState`, the engine was restored there from a state snapshot (docs/state-dir.md). */
+  start?: number;
+  zeroState?: PipelineOptions['zeroState'];
+  /** The pipeline's afterTr hook (a state snapshot to disk every N TRs). */
+  afterTr?: PipelineOptions['afterTr'];
 }
 
 export interface PipelineLiveSession extends LiveSession {
@@ -76,6 +81,9 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
     annotate: session.annotate,
     snapshotEvery: session.settings.snapshotEvery,
     frame: session.frame,
+    start: options.start,
+    zeroState: options.zeroState,
+    afterTr: options.afterTr,
   }).pipe(
     rxMap((t) => {
       if (stepTo === null) return t;

@@ -4,6 +4,7 @@
  *
  *   clock tick k ─▶ seekBySnapshots ─▶ attachUnitResponses ─▶ readVolumes
  *                ─▶ updateCoupling ─▶ annotateEvery ─▶ attachFrame ─▶ toTrState ─▶ PipelineTr
+ *                (─▶ afterTr: waited for before the next tick, e.g. a state snapshot to disk)
  *
  * The CNN (frames → microtime bins → HRF → unit reduction) has run ahead over the whole
  * movie when the session was opened (cnnStage.ts), so the per-TR loop only looks its
@@ -21,9 +22,9 @@
  * (its owner, the session, does it), so its final read-outs (maps, annotation) stay
  * available after the stream completes.
  */
-import { defer, of, share, tap, type Observable, type SchedulerLike } from 'rxjs';
+import { concat, concatMap, defer, ignoreElements, of, share, tap, type Observable, type SchedulerLike } from 'rxjs';
 import type { TrState } from '../../protocol/state.ts';
-import type { CouplingEngine } from '../engine/coupling.ts';
+import type { CouplingEngine, CouplingSnapshot } from '../engine/coupling.ts';
 import { annotateEvery } from './annotationStage.ts';
 import { clockedSteps } from './clockedSteps.ts';
 import { attachFrame, type FrameProvider } from './frameStage.ts';
@@ -61,6 +62,17 @@ export interface PipelineOptions {
   maxSnapshots?: number;
   /** The TR's last movie frame as a thumbnail (absent: null in every state). */
   frame?: FrameProvider;
+  /**
+   * Called after each TR's state has been emitted (and handled downstream), before the
+   * clock may move on: the replay waits for its promise, so the engine holds this TR's
+   * state meanwhile (writing it to disk: docs/state-dir.md). Its error ends the replay.
+   */
+  afterTr?: (tr: PipelineTr) => void | Promise<void>;
+  /**
+   * The engine's state before TR 0 when it starts the pipeline later (restored from a
+   * state snapshot): a jump back before every held snapshot restores this.
+   */
+  zeroState?: CouplingSnapshot;
 }
 
 /** The replay as an Observable of per-TR states; completes after the last TR (unless looping). */
@@ -79,7 +91,7 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
     );
     const store = o.snapshotEvery === null ? null : new SnapshotStore(o.snapshotEvery, o.maxSnapshots ?? 16);
     // Without a store, a jump back restores the state the pipeline started from.
-    const initial = store === null ? engine.snapshot() : null;
+    const initial = o.zeroState ?? (store === null ? engine.snapshot() : null);
     const stages = {
       seek: seekBySnapshots({
         engine,
@@ -96,6 +108,11 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
       annotation: annotateEvery(engine, o.annotateEvery, inputs.trCount, o.annotate),
       frame: o.frame ? attachFrame(o.frame) : (w: Observable<TrWork>) => w,
       state: toTrState({ clock: () => ({ ...clock }) }),
+      after: (trs: Observable<PipelineTr>) => {
+        const after = o.afterTr;
+        if (!after) return trs;
+        return trs.pipe(concatMap((t) => concat(of(t), defer(async () => after(t)).pipe(ignoreElements()))));
+      },
     };
     return clockedSteps(
       {
@@ -109,7 +126,7 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
         scheduler: o.scheduler,
       },
       (tick) =>
-        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.coupling, stages.annotation, stages.frame, stages.state),
+        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.coupling, stages.annotation, stages.frame, stages.state, stages.after),
     );
   });
 }
