@@ -5,7 +5,7 @@ import { COMMANDS_DOC, commandsDoc } from '../../scripts/gen-commands-doc.ts';
 import { commands } from '../../server/commands/index.ts';
 
 describe('docs/commands.md', () => {
-  it('equals the generated text (if not: npx tsx scripts/gen-commands-doc.ts)', () => {
+  it('equals the generated text (if not: npm run docs:commands)', () => {
     expect(readFileSync(COMMANDS_DOC, 'utf8')).toBe(commandsDoc());
   });
 
