@@ -5,7 +5,9 @@
  * so the dictionary sees what it sees in a replay: the volume minus its drift fit so far,
  * z-scored with the statistics so far (coupling.ts). Every planted map must be found by
  * its own atom (greedy one-to-one matching on |spatial r| inside the mask); the issue's
- * bar of r ≥ 0.8 is not reached by every network at this SNR (see the first test).
+ * bar of r ≥ 0.8 is not reached by every network at this SNR (see the first test). The
+ * last test replays the same session at SNR 5 (synthSnr.ts), where the GLM's maps pass
+ * r ≥ 0.9 (groundTruth.test.ts), to separate noise from the estimator's own limits.
  *
  * Networks driven by one feature are one network to any method that sees only the BOLD:
  * visual (+) and default mode (−) share the contrast drive, so the expected map for them
@@ -16,10 +18,12 @@ import { CouplingEngine } from '../../server/engine/coupling.ts';
 import { DEFAULT_HIGH_PASS, dctRow } from '../../server/engine/drift.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { matchMaps } from './dictionaryLearningSynth.ts';
+import { sessionAtSnr } from './synthSnr.ts';
 
 /** The demo session's masked voxels, the expected signed maps (one per driver), and a runner. */
-function demo() {
+function demo(snr?: number) {
   const s = createSyntheticSession({ preset: 'demo' });
+  const volume = snr === undefined ? s.volume : sessionAtSnr(s, snr);
   const voxels: number[] = [];
   s.mask.forEach((m, i) => {
     if (m) voxels.push(i);
@@ -34,7 +38,7 @@ function demo() {
     expected.set(key, map);
   }
   const volumes = Array.from({ length: T }, (_, k) => {
-    const grid = s.volume(k);
+    const grid = volume(k);
     return Float32Array.from(voxels, (i) => grid[i]);
   });
   /** |spatial r| of each planted network with its atom, after streaming the run; `drift: false` leaves the extras out. */
@@ -103,5 +107,38 @@ describe('online dictionary learning on the demo synthetic session', () => {
     // Measured: null temporal 0.10, colour 0.39, null frontal 0.49 (the auditor's 0.10–0.72
     // was this feeding): the slow drift, the run's largest shared pattern, holds atoms.
     expect(Math.min(...Object.values(r))).toBeLessThan(0.2);
+  });
+});
+
+describe('online dictionary learning on the demo session regenerated at SNR 5', () => {
+  // The same phantom, drives, drift and noise draws with the noise 5× smaller (synthSnr.ts),
+  // as groundTruth.test.ts checks the GLM's r ≥ 0.9 map criterion.
+  const { recover } = demo(5);
+
+  it('recovers every planted network as one atom each; contrast reaches |r| ≥ 0.9, the rest do not yet', () => {
+    const r = recover(true);
+    expect(Object.keys(r)).toEqual(['contrast', 'motion', 'colour_rg', 'grating_90', 'null_frontal', 'null_temporal']);
+    // Measured (10 atoms, defaults, seed 0): contrast 0.905, motion 0.846, colour 0.881,
+    // grating 0.705, null frontal 0.890, null temporal 0.863 (mean 0.848). Only contrast
+    // meets 0.9, and the shortfall is no longer noise: grating is WORSE than at SNR 1
+    // (0.79). Full atom-by-network r table (investigation script, not kept): grating sits
+    // in two mixed atoms (0.49 in the atom that holds contrast at 0.61, −0.71 in one that
+    // holds motion at −0.50), null temporal and contrast are each split over two atoms
+    // (0.86/−0.60; −0.90/0.61), and every matched atom still has 6,000–12,500 non-zeros
+    // against 760–3,500 support voxels. So at SNR 5 the limit is the estimator's unmixing
+    // and map sparsity, not the data (the GLM with the true drives, the oracle here, passes
+    // 0.9 on this very data: groundTruth.test.ts); not tuned here. Floors: measured − 0.03, contrast at
+    // the criterion itself.
+    const floor: Record<string, number> = {
+      contrast: 0.9,
+      motion: 0.81,
+      colour_rg: 0.85,
+      grating_90: 0.67,
+      null_frontal: 0.86,
+      null_temporal: 0.83,
+    };
+    for (const [name, value] of Object.entries(r)) expect(value, name).toBeGreaterThanOrEqual(floor[name]);
+    const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
+    expect(mean).toBeGreaterThanOrEqual(0.83);
   });
 });

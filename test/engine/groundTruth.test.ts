@@ -25,7 +25,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { createSyntheticSession, type SyntheticSession } from '../../server/synth/session.ts';
-import { BoldGenerator } from '../../server/synth/bold.ts';
+import { sessionAtSnr } from './synthSnr.ts';
 import { plantedAtlas } from '../../server/synth/writeSession.ts';
 import { CouplingEngine } from '../../server/engine/coupling.ts';
 import { cosineDriftOrder, dctRow } from '../../server/engine/drift.ts';
@@ -105,20 +105,7 @@ describe('coupling engine on the demo session with planted drives as units', () 
   /** The same session at SNR 5 (phantom, drives, drift and noise draws), replayed once. */
   function snr5(): CouplingEngine {
     if (quiet) return quiet;
-    const p = s.parameters;
-    const bold = new BoldGenerator({
-      seed: s.seed,
-      mask: s.mask,
-      nVolumes: s.nVolumes,
-      networks: s.truth.networks,
-      baseline: new Float64Array(maskIndex.length).fill(p.baseline),
-      amplitude: p.amplitude,
-      snr: 5,
-      ar1: p.ar1,
-      driftSd: p.driftSd,
-      checkpointEvery: p.checkpointEvery,
-    });
-    quiet = replay(s, maskIndex, (k) => bold.volume(k), false).engine;
+    quiet = replay(s, maskIndex, sessionAtSnr(s, 5), false).engine;
     return quiet;
   }
 
