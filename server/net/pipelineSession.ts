@@ -27,7 +27,7 @@
  * paused plays just the TR landed on and pauses again as it comes out; the states of such
  * a step say "paused" throughout, so that the page never shows a flicker of playing.
  */
-import { share, Subject, map as rxMap, filter, type Observable } from 'rxjs';
+import { catchError, EMPTY, share, Subject, map as rxMap, filter, type Observable } from 'rxjs';
 import type { ControlCommand, MapKind } from '../../protocol/messages.ts';
 import type { AnnotationRow, BrainMap, TrState } from '../../protocol/state.ts';
 import { SyncactError } from '../errors.ts';
@@ -106,6 +106,9 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
   );
   let previousTr = -1;
   const annotations$ = trs$.pipe(
+    // A failed pipeline is reported once, by state$ (the server's fault); the annotations,
+    // which share it, just stop. Errors of the annotation itself (below) still travel.
+    catchError(() => EMPTY),
     rxMap((t) => {
       const jumped = previousTr >= 0 && t.state.tr !== previousTr + 1;
       previousTr = t.state.tr;
