@@ -34,6 +34,7 @@
  * has no detections to score: sensitivity and false_positive_rate are NaN (null in
  * report.json), not 0.
  */
+import { pearson } from './correlation.ts';
 import type { AnnotationRow } from '../../protocol/state.ts';
 import { mapCorrelation, plantedMap, scoreDetections, type SignificanceTally, detectedPairs, falseAnnotationLabels } from '../engine/truthScore.ts';
 import type { SessionTruth } from './truthFile.ts';
@@ -99,26 +100,6 @@ export interface TruthInputs {
   annotations: AnnotationRow[];
   /** q at or below which an annotation counts as a label (default 0.05). */
   annotationAlpha?: number;
-}
-
-/** Pearson r of two equally long series (NaN when either is constant). */
-export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = Math.min(a.length, b.length);
-  let ma = 0, mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i];
-    mb += b[i];
-  }
-  ma /= n;
-  mb /= n;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const x = a[i] - ma, y = b[i] - mb;
-    sab += x * y;
-    saa += x * x;
-    sbb += y * y;
-  }
-  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : NaN;
 }
 
 export function truthBlock(o: TruthInputs): TruthBlock {

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SignificanceTally } from '../../server/engine/truthScore.ts';
-import { pearson, truthBlock, type TruthInputs } from '../../server/analysis/truth.ts';
+import { pearson } from '../../server/analysis/correlation.ts';
+import { truthBlock, type TruthInputs } from '../../server/analysis/truth.ts';
 import { jsonNumbers } from '../../server/analysis/atomicFolder.ts';
 import { createRng } from '../../server/engine/random.ts';
 

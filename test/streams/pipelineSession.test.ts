@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNifti } from '../../server/io/nifti/write.ts';
 import { runPipeline, type PipelineTr } from '../../server/streams/pipeline.ts';
 import { openSession, type OpenOptions, type OpenedSession, type SessionSource } from '../../server/streams/session.ts';
-import { pearson } from '../../server/analysis/truth.ts';
+import { pearson } from '../../server/analysis/correlation.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { writeSyntheticSession } from '../../server/synth/writeSession.ts';
 import { fakeExtractor, stateValues } from './pipelineFixtures.ts';
