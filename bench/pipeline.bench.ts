@@ -10,7 +10,8 @@
  * - pipeline.hcp7t_trs_per_s, pipeline.hcp7t_peak_rss_mb: the hcp7t preset (113×136×113,
  *   ~403k voxels in the mask) streamed from the generator, never written, 60 TRs, in a
  *   child process so the peak RSS is its own (bench/pipeline_hcp7t.ts). Targets ≥ 2 TR/s
- *   and < 2048 MiB; memory does not grow with run length (no per-TR state is kept).
+ *   and < 2048 MiB. pipeline.hcp7t_long_peak_rss_mb is the same at 180 TRs and
+ *   pipeline.hcp7t_rss_growth_mb the difference: what run length costs in memory.
  * The demo session is generated into .syncact/demo on first use (as `npm start` does) and
  * the CNN activations are cached in .syncact/cache, so only the first run pays for them.
  */
@@ -23,6 +24,7 @@ import { ensureDemo } from '../server/commands/sessionOptions.ts';
 import { openSession } from '../server/streams/session.ts';
 
 const HCP7T_TRS = 60;
+const HCP7T_LONG_TRS = 180;
 const root = resolve(import.meta.dirname, '..');
 
 const suite: BenchSuite = {
@@ -35,6 +37,8 @@ const suite: BenchSuite = {
     'pipeline.demo_annotation_accuracy',
     'pipeline.hcp7t_trs_per_s',
     'pipeline.hcp7t_peak_rss_mb',
+    'pipeline.hcp7t_long_peak_rss_mb',
+    'pipeline.hcp7t_rss_growth_mb',
   ],
   async run(ctx) {
     const out: Record<string, number> = {};
@@ -57,14 +61,24 @@ const suite: BenchSuite = {
       }
     }
     if (ctx.wants('pipeline.hcp7t')) {
-      const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/pipeline_hcp7t.ts'), String(HCP7T_TRS), cacheDir], {
-        cwd: root,
-        maxBuffer: 1 << 20,
-      });
-      const r = JSON.parse(stdout.trim().split('\n').pop() as string);
-      ctx.log(`hcp7t: ${r.trs} TRs, ${r.voxels} voxels, open ${r.open_s.toFixed(1)} s; per TR ${Object.entries(r.per_tr_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`);
-      out['pipeline.hcp7t_trs_per_s'] = r.trs_per_s;
-      out['pipeline.hcp7t_peak_rss_mb'] = r.peak_rss_mb;
+      const hcp7t = async (trs: number) => {
+        const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/pipeline_hcp7t.ts'), String(trs), cacheDir], {
+          cwd: root,
+          maxBuffer: 1 << 20,
+        });
+        const r = JSON.parse(stdout.trim().split('\n').pop() as string);
+        ctx.log(`hcp7t: ${r.trs} TRs, ${r.voxels} voxels, open ${r.open_s.toFixed(1)} s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB; per TR ${Object.entries(r.per_tr_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`);
+        return r as { trs_per_s: number; peak_rss_mb: number };
+      };
+      const short = await hcp7t(HCP7T_TRS);
+      out['pipeline.hcp7t_trs_per_s'] = short.trs_per_s;
+      out['pipeline.hcp7t_peak_rss_mb'] = short.peak_rss_mb;
+      if (ctx.wants('pipeline.hcp7t_long_peak_rss_mb') || ctx.wants('pipeline.hcp7t_rss_growth_mb')) {
+        // The same run three times longer: what memory costs per extra TR.
+        const long = await hcp7t(HCP7T_LONG_TRS);
+        out['pipeline.hcp7t_long_peak_rss_mb'] = long.peak_rss_mb;
+        out['pipeline.hcp7t_rss_growth_mb'] = long.peak_rss_mb - short.peak_rss_mb;
+      }
     }
     return out;
   },
