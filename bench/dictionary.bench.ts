@@ -9,10 +9,7 @@
  * (bench/reference/dictionary_update.py), timed the same way, run with /usr/bin/python3
  * and one BLAS thread (the engine uses one core); NaN without python.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { median, type BenchSuite } from './bench.ts';
+import { median, runNumpyReference, type BenchSuite } from './bench.ts';
 import { OnlineDictionaryLearning } from '../server/engine/dictionaryLearning.ts';
 import { createRng } from '../server/engine/random.ts';
 
@@ -46,19 +43,11 @@ function makeVolumes(count: number, seed: number): Float32Array[] {
   return out;
 }
 
-const PYTHON = '/usr/bin/python3';
-
+/** numpy's figure with one BLAS thread, as the engine's update runs on one core. */
 function numpyFigure(log: (m: string) => void): number {
-  const script = fileURLToPath(new URL('./reference/dictionary_update.py', import.meta.url));
-  if (!existsSync(PYTHON)) return NaN;
-  const env = { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
-  try {
-    const out = JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', env, timeout: 120_000 }));
-    return typeof out['numpy.dictionary_update_ms'] === 'number' ? out['numpy.dictionary_update_ms'] : NaN;
-  } catch (e) {
-    log(`numpy reference failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
-    return NaN;
-  }
+  const threads = { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  const out = runNumpyReference('dictionary_update.py', ['numpy.dictionary_update_ms'], log, threads)['numpy.dictionary_update_ms'];
+  return typeof out === 'number' ? out : NaN;
 }
 
 const suite: BenchSuite = {

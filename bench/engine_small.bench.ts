@@ -9,10 +9,7 @@
  * (bench/reference/engine_small.py, run with the Debian python) give numpy.hrf_update_ms,
  * numpy.cka_update_ms and numpy.standardize_update_ms in the same run; NaN without python.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { median, type BenchSuite } from './bench.ts';
+import { median, runNumpyReference, type BenchSuite } from './bench.ts';
 import { HrfConvolver } from '../server/engine/hrfConvolver.ts';
 import { microtimeHrfKernels } from '../server/engine/hrf.ts';
 import { IncrementalCka } from '../server/engine/cka.ts';
@@ -31,19 +28,8 @@ function timePerCall(warmup: number, reps: number, f: (i: number) => void): numb
 }
 
 const NUMPY_FIGURES = ['numpy.hrf_update_ms', 'numpy.cka_update_ms', 'numpy.standardize_update_ms'];
-const PYTHON = '/usr/bin/python3';
-
 /** Runs the numpy twins; NaN for every figure when python or numpy is missing or fails. */
-function numpyFigures(log: (m: string) => void): Record<string, number> {
-  const script = fileURLToPath(new URL('./reference/engine_small.py', import.meta.url));
-  try {
-    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
-    return JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', timeout: 120_000 })) as Record<string, number>;
-  } catch (e) {
-    log(`numpy reference skipped: ${(e as Error).message.split('\n')[0]}`);
-    return Object.fromEntries(NUMPY_FIGURES.map((f) => [f, NaN]));
-  }
-}
+const numpyFigures = (log: (m: string) => void) => runNumpyReference('engine_small.py', NUMPY_FIGURES, log);
 
 const suite: BenchSuite = {
   title: 'engine estimators (HRF convolution, CKA, standardization)',

@@ -17,11 +17,8 @@
  *   BLAS rotations run on one thread too).
  * The volumes are cycled from 16 prepared ones so only the estimator is timed.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { median, type BenchSuite } from './bench.ts';
+import { median, runNumpyReference, type BenchSuite } from './bench.ts';
 import { VoxelwiseGlm } from '../server/engine/glm.ts';
 import { createRng } from '../server/engine/random.ts';
 
@@ -31,7 +28,6 @@ const DRIFTS = 4;
 const P = K + 1 + DRIFTS;
 const RUN = 920;
 const TIMED = 30;
-const PYTHON = '/usr/bin/python3';
 
 function makeDesign(): Float64Array {
   const rng = createRng(1);
@@ -87,20 +83,10 @@ function timeGlm(workers: number, X: Float64Array, volumes: Float32Array[], log:
 }
 
 function numpyFigures(log: (m: string) => void): Record<string, number> {
-  const nan = { 'numpy.glm_update_plain_ms': NaN, 'numpy.glm_update_blas_ms': NaN, 'numpy.glm_rls_update_ms': NaN };
-  const script = fileURLToPath(new URL('./reference/glm_update.py', import.meta.url));
-  if (!existsSync(PYTHON)) return nan;
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  try {
-    const measured: Record<string, number> = { ...nan, ...JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', env, timeout: 120_000 })) };
-    const paths = [measured['numpy.glm_update_plain_ms'], measured['numpy.glm_update_blas_ms']].filter(Number.isFinite);
-    return { ...measured, 'numpy.glm_update_ms': paths.length ? Math.min(...paths) : NaN };
-  } catch (e) {
-    log(`numpy reference failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
-    return nan;
-  }
+  const figures = ['numpy.glm_update_plain_ms', 'numpy.glm_update_blas_ms', 'numpy.glm_rls_update_ms'];
+  const measured = runNumpyReference('glm_update.py', figures, log, { OPENBLAS_CORETYPE: undefined, OPENBLAS_L2_SIZE: undefined });
+  const paths = [measured['numpy.glm_update_plain_ms'], measured['numpy.glm_update_blas_ms']].filter(Number.isFinite);
+  return { ...measured, 'numpy.glm_update_ms': paths.length ? Math.min(...paths) : NaN };
 }
 
 const suite: BenchSuite = {

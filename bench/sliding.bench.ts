@@ -14,10 +14,7 @@
  * batch linear algebra on the window by bench/reference/sliding_reference.py (run with
  * /usr/bin/python3; NaN without it).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { median, type BenchSuite } from './bench.ts';
+import { median, runNumpyReference, type BenchSuite } from './bench.ts';
 import { SlidingCorrelation } from '../server/engine/slidingCorrelation.ts';
 import { createRng } from '../server/engine/random.ts';
 
@@ -43,19 +40,8 @@ function makeInputs(count: number, seed: number): { units: Float64Array[]; featu
 }
 
 const NUMPY_FIGURES = ['numpy.sliding_update_ms', 'numpy.sliding_update_nonull_ms'];
-const PYTHON = '/usr/bin/python3';
-
 /** Runs the numpy twin; NaN for its figures when python or numpy is missing or fails. */
-function numpyFigures(log: (m: string) => void): Record<string, number> {
-  const script = fileURLToPath(new URL('./reference/sliding_reference.py', import.meta.url));
-  try {
-    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} not found`);
-    return JSON.parse(execFileSync(PYTHON, [script], { encoding: 'utf8', timeout: 120_000 })) as Record<string, number>;
-  } catch (e) {
-    log(`numpy reference skipped: ${(e as Error).message.split('\n')[0]}`);
-    return Object.fromEntries(NUMPY_FIGURES.map((f) => [f, NaN]));
-  }
-}
+const numpyFigures = (log: (m: string) => void) => runNumpyReference('sliding_reference.py', NUMPY_FIGURES, log);
 
 const FIGURES = [
   'engine.sliding_update_ms',
