@@ -227,23 +227,41 @@ export function coupledPairs(s: Pick<OpenedSession, 'info'>, run: Pick<AnalysisR
 }
 
 /**
- * report.json and timings.json for a run. report.json holds only what the inputs and
- * parameters determine (summary, every parameter, the software version, truth), so a rerun
- * writes the same bytes; what depends on the machine or on earlier runs (wall times, TR/s,
- * peak memory, whether the feature cache was warm) goes to timings.json.
+ * report.json for a run. Everything in it is what the inputs and parameters determine
+ * (summary, every parameter, the software version, truth) except the run's measurements,
+ * `trs_per_second`, `peak_rss_mb` and `timings` (RUN_MEASUREMENTS): those depend on the
+ * machine and on earlier runs (a warm feature cache). A rerun writes the same bytes in
+ * every other file, and the same report.json once those three keys are set aside
+ * (`reproducibleReport`). They sit at the top level, beside the results, because that is
+ * where a user looks for how fast a run went and how much memory it took.
  * @param invocation how the run was asked for (the session source and open options as
  *   given, the annotation stride); recorded under parameters so the run can be repeated.
+ * @param command the command line, recorded under timings (it differs between a run and
+ *   its --resume, which must still give the same results)
  */
+/** report.json's keys that are measurements of the run, not results: they vary run to run. */
+export const RUN_MEASUREMENTS = ['trs_per_second', 'peak_rss_mb', 'timings'] as const;
+
+/** A report without its run measurements: what a rerun with the same inputs reproduces exactly. */
+export function reproducibleReport(report: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...report };
+  for (const key of RUN_MEASUREMENTS) delete out[key];
+  return out;
+}
+
 export function reportJson(
   s: OpenedSession,
   run: AnalysisRun,
   invocation: Record<string, unknown> = {},
-): { report: Record<string, unknown>; timings: Record<string, unknown> } {
+  command: string | null = null,
+): Record<string, unknown> {
   const names = unitNames(s.info);
   const significantPairs = coupledPairs(s, run).map(({ unit, feature, r, fraction }) => ({ unit, feature, r, fraction }));
-  const report = {
+  return {
     syncact: 'analysis',
-    version: 2,
+    version: 3,
+    trs_per_second: run.trsPerSecond,
+    peak_rss_mb: run.peakRssMb,
     software: { name: 'syncact', version: SOFTWARE_VERSION },
     session: {
       path: s.config.path,
@@ -289,15 +307,12 @@ export function reportJson(
     },
     significance: run.significance,
     ...(run.truth ? { truth: run.truth } : {}),
+    timings: {
+      open_ms: s.openMs,
+      stages: run.stages,
+      pipeline_seconds: run.seconds,
+      cnn_cache_hit: s.cnn.cacheHit,
+      command,
+    },
   };
-  const timings = {
-    syncact: 'timings',
-    open_ms: s.openMs,
-    stages: run.stages,
-    pipeline_seconds: run.seconds,
-    trs_per_second: run.trsPerSecond,
-    peak_rss_mb: run.peakRssMb,
-    cnn_cache_hit: s.cnn.cacheHit,
-  };
-  return { report, timings };
 }

@@ -5,8 +5,8 @@
  *
  * The folder is a BIDS-derivatives-like dataset (names in derivatives.ts):
  *   dataset_description.json   Name, BIDSVersion, DatasetType "derivative", GeneratedBy
- *   report.json                summary, every parameter, software version, truth (deterministic)
- *   timings.json               wall times, TR/s, peak memory, feature-cache hit (varies run to run)
+ *   report.json                summary, every parameter, software version, truth, and the run's
+ *                              measurements (trs_per_second, peak_rss_mb, timings: vary run to run)
  *   report.html                the figures (htmlReport.ts), self-contained
  *   [sub-S/[ses-X/]]func/<prefix>_…
  *     desc-<layer>_stat-t_statmap.nii.gz (+ .json)     4D, one t-map per GLM regressor of the layer
@@ -18,7 +18,8 @@
  *     desc-cka_timeseries.tsv        CKA per layer over TRs
  *     (each TSV with a .json sidecar describing its columns, as BIDS does)
  * Maps are 0 outside the mask. Re-running with the same inputs and parameters writes the
- * same bytes in every file but timings.json.
+ * same bytes in every file, and the same report.json once its run measurements are set
+ * aside (RUN_MEASUREMENTS in analyze.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,7 +39,6 @@ import { SOFTWARE_VERSION } from './version.ts';
 export const ANALYSIS_FILES = {
   description: 'dataset_description.json',
   report: 'report.json',
-  timings: 'timings.json',
   html: 'report.html',
 } as const;
 
@@ -61,10 +61,8 @@ export interface AnalysisContent {
   series: AnalysisSeries;
   /** The coupled pairs (columns of the coupling time series), strongest first. */
   pairs: CoupledPair[];
-  /** report.json's content (written last): deterministic. */
+  /** report.json's content (written last). */
   report: Record<string, unknown>;
-  /** timings.json's content: what varies from run to run. */
-  timings: Record<string, unknown>;
 }
 
 /** BIDS-style column descriptions of the tables (sidecar JSON beside each TSV). */
@@ -176,7 +174,6 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
       await putJson(`${folder}/${name.replace(/\.tsv$/, '.json')}`, columns);
     }
     await put(ANALYSIS_FILES.html, htmlReport(c));
-    await putJson(ANALYSIS_FILES.timings, c.timings);
     await putJson(ANALYSIS_FILES.report, c.report);
     return written;
   });

@@ -13,10 +13,12 @@ const usage = `usage: syncact analyze (--session FILE | --demo | --fmri FILE --m
 Runs the whole Sync-ACT analysis as fast as the machine allows (the replay pipeline at
 'max' speed) and writes DIR as a BIDS-derivatives-like folder:
   dataset_description.json  BIDS header (DatasetType "derivative", GeneratedBy syncact)
-  report.json       summary, every parameter used, software version, and a truth block
+  report.json       summary, every parameter used, software version, a truth block
                     (sensitivity, false_positive_rate, map_correlation, annotation_accuracy)
-                    when the session has ground truth; identical when rerun
-  timings.json      per-stage timings, trs_per_second, peak_rss_mb, feature-cache hit
+                    when the session has ground truth, and the run's measurements:
+                    trs_per_second, peak_rss_mb, timings (per stage, feature-cache hit);
+                    a rerun writes every file identically, and report.json too once
+                    those three measurement keys are set aside
   report.html       the figures: coupling matrix, networks per layer, CKA by depth,
                     timelines of the strongest pairs (static, open it in a browser)
   [sub-S/[ses-X/]]func/[sub-S_][ses-X_]task-T[_run-R]_…  (entities from session.json)
@@ -72,25 +74,29 @@ export const analyze: Command = {
         resume: saved?.resumed ? checkpointFrom(saved.resumed, true) : undefined,
         afterTr: saved ? (checkpoint) => saved.state.afterTr(session.engine, () => checkpointParts(checkpoint())) : undefined,
       });
-      const { report, timings } = reportJson(session, run, {
-        annotate_every: every,
-        frames_per_tr: options.framesPerTr ?? null,
-        layers: options.layers ?? null,
-        units: options.units ?? null,
-        networks: options.networks ?? null,
-        max_trs: options.maxTrs ?? null,
-        accept_tr: options.acceptTrMismatch ?? false,
-        stop_at_movie_end: options.stopAtMovieEnd ?? false,
-        fps: source.fps ?? null,
-        model_spec: options.model ?? { kind: 'builtin' },
-      });
+      const report = reportJson(
+        session,
+        run,
+        {
+          annotate_every: every,
+          frames_per_tr: options.framesPerTr ?? null,
+          layers: options.layers ?? null,
+          units: options.units ?? null,
+          networks: options.networks ?? null,
+          max_trs: options.maxTrs ?? null,
+          accept_tr: options.acceptTrMismatch ?? false,
+          stop_at_movie_end: options.stopAtMovieEnd ?? false,
+          fps: source.fps ?? null,
+          model_spec: options.model ?? { kind: 'builtin' },
+        },
+        ['syncact', 'analyze', ...argv].join(' '),
+      );
       const files = await writeAnalysis(values.out, {
         info: session.info,
         engine: session.engine,
         entities: session.config.entities,
         series: run.series as AnalysisSeries,
         pairs: coupledPairs(session, run),
-        timings: { ...timings, command: ['syncact', 'analyze', ...argv].join(' ') },
         glmUnits: session.glmUnits,
         networks: session.networks,
         final: run.final,

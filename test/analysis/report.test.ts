@@ -1,6 +1,7 @@
 /**
  * `analyze --out` as a derivatives folder, end to end on the tiny session: a rerun (cold
- * feature cache, then warm) writes the same bytes in every file but timings.json; the
+ * feature cache, then warm) writes the same bytes in every file but report.json, and
+ * report.json differs only in its run measurements (TR/s, peak memory, timings); the
  * per-layer stacks hold the engine's maps of that layer's regressors and their sidecars
  * name them; the time series agree with the report; the HTML report is self-contained.
  */
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { analyze } from '../../server/commands/analyze.ts';
 import { openNifti } from '../../server/io/nifti/read.ts';
 import { openSession } from '../../server/streams/session.ts';
-import { analyzeSession } from '../../server/analysis/analyze.ts';
+import { analyzeSession, reproducibleReport, RUN_MEASUREMENTS } from '../../server/analysis/analyze.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { writeSyntheticSession } from '../../server/synth/writeSession.ts';
 
@@ -55,17 +56,28 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('analyze --out: derivatives folder', () => {
-  it('rerunning gives identical files (timings.json aside), cold cache then warm', async () => {
+  it('rerunning gives identical files (report.json: once its run measurements are set aside), cold cache then warm', async () => {
     const out = join(tmp, 'out');
     const cache = join(tmp, 'cache');
     expect(await run(argv(out, cache))).toBe(0);
     const first = files(out);
-    expect(JSON.parse(first.get('timings.json')!.toString()).cnn_cache_hit).toBe(false);
+    const firstReport = JSON.parse(first.get('report.json')!.toString());
+    expect(firstReport.timings.cnn_cache_hit).toBe(false);
     expect(await run(argv(out, cache))).toBe(0);
     const second = files(out);
-    expect(JSON.parse(second.get('timings.json')!.toString()).cnn_cache_hit).toBe(true);
+    const secondReport = JSON.parse(second.get('report.json')!.toString());
+    expect(secondReport.timings.cnn_cache_hit).toBe(true);
     expect([...second.keys()].sort()).toEqual([...first.keys()].sort());
-    for (const [name, bytes] of first) if (name !== 'timings.json') expect(bytes.equals(second.get(name)!), name).toBe(true);
+    for (const [name, bytes] of first) if (name !== 'report.json') expect(bytes.equals(second.get(name)!), name).toBe(true);
+    // The measurements are the only keys that may differ, and they are what they say.
+    expect(Object.keys(firstReport)).toEqual(Object.keys(secondReport));
+    expect(JSON.stringify(reproducibleReport(secondReport))).toBe(JSON.stringify(reproducibleReport(firstReport)));
+    for (const r of [firstReport, secondReport]) {
+      expect(r.trs_per_second).toBeGreaterThan(0);
+      expect(r.trs_per_second).toBeCloseTo(r.summary.trs / r.timings.pipeline_seconds, 6);
+      expect(r.peak_rss_mb).toBeGreaterThan(10);
+      expect(r.timings.command).toContain('--session');
+    }
 
     const func = 'sub-07/func/sub-07_task-movie_run-2_';
     expect([...first.keys()].sort()).toEqual(
@@ -73,7 +85,6 @@ describe('analyze --out: derivatives folder', () => {
         'dataset_description.json',
         'report.html',
         'report.json',
-        'timings.json',
         ...['annotation_table', 'cka_timeseries', 'coupling_table', 'coupling_timeseries'].flatMap((f) => [`${func}desc-${f}.tsv`, `${func}desc-${f}.json`]),
         ...['fbn_components.json', 'fbn_components.nii.gz'].map((f) => `${func}desc-${f}`),
         ...['c1', 'color', 's1'].flatMap((l) => ['t', 'beta'].flatMap((s) => [`${func}desc-${l}_stat-${s}_statmap.json`, `${func}desc-${l}_stat-${s}_statmap.nii.gz`])),
@@ -84,8 +95,7 @@ describe('analyze --out: derivatives folder', () => {
     expect(report.parameters).toMatchObject({ frames_per_tr: 2, units: [0, 40, 41, 130], glm_units: ['s1:0', 'c1:8', 'c1:9', 'color:2'], model_spec: { kind: 'builtin' } });
     expect(report.parameters.engine).toMatchObject({ window: 6, nulls: 4, microtimeBins: 16 });
     expect(report.session.entities).toEqual({ subject: '07', session: null, task: 'movie', run: '2' });
-    expect(report).not.toHaveProperty('timings');
-    expect(report).not.toHaveProperty('trs_per_second');
+    expect(Object.keys(report).filter((k) => (RUN_MEASUREMENTS as readonly string[]).includes(k)).sort()).toEqual([...RUN_MEASUREMENTS].sort());
 
     // The c1 stack: the engine's t-maps of c1:8 and c1:9, named in the sidecar.
     const side = JSON.parse(first.get(`${func}desc-c1_stat-t_statmap.json`)!.toString());

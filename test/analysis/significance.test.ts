@@ -81,7 +81,7 @@ describe('analysis of the tiny fixture', () => {
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/^no TR was scored for significance .*: 60 TRs are too short/);
       expect(warnings[0]).not.toContain('\n');
-      const { report } = reportJson(s, run);
+      const report = reportJson(s, run);
       const json = JSON.parse(JSON.stringify(report, jsonNumbers));
       expect(json.significance).toEqual(JSON.parse(JSON.stringify(run.significance)));
       expect(json.truth.sensitivity).toBeNull();
