@@ -15,6 +15,13 @@
  * Annotation is not incremental (it compares whole maps with templates) and runs on
  * demand from the current t-maps.
  *
+ * `update` runs one TR through every stage. The stages are also methods of their own
+ * (`beginTr`, which validates the input once, then `updateGlm`, `updateFeatures`,
+ * `preprocess`, `updateDictionary`, `updateSliding`, `updateCka`, `endTr`) so that
+ * server/streams can make each one an operator and time it; they must be called in that
+ * order, once per TR, and a call out of order is ENGINE_BAD_INPUT (the estimators would
+ * see two TRs mixed, e.g. windows fed the last TR's features).
+ *
  * Why the z-score feeds only the dictionary: the GLM has its own intercept and drift and
  * its t-maps do not depend on a voxel's scale, and Pearson correlations of region means
  * do not either; dictionary learning does (raw BOLD sits near 10³ and its λ is in units
@@ -76,7 +83,10 @@ export interface CouplingEngineOptions {
   clock?: () => number;
 }
 
-/** Time each stage of the last update took, in the injected clock's units (0 without a clock). */
+/**
+ * Time each stage of the last update took, in the injected clock's units (0 without a
+ * clock); `dictionary` is the dictionary's preprocessing plus its update.
+ */
 export interface CouplingStageTimes {
   glm: number;
   features: number;
@@ -85,7 +95,7 @@ export interface CouplingStageTimes {
   cka: number;
 }
 
-/** One TR of input. Not modified, not kept. */
+/** One TR of input. Not modified; held from `beginTr` to `endTr`, not after. */
 export interface CouplingInput {
   /** U unit responses (finite). */
   units: Float64Array;
@@ -114,6 +124,10 @@ export interface CouplingSnapshot extends EstimatorSnapshot {
 const KIND = 'coupling';
 /** 2: the dictionary's drift residual joined the parts. */
 const VERSION = 2;
+
+/** The per-TR stages, in the order they must be called (`update` calls them all). */
+const STAGES = ['beginTr', 'updateGlm', 'updateFeatures', 'preprocess', 'updateDictionary', 'updateSliding', 'updateCka', 'endTr'] as const;
+type Stage = (typeof STAGES)[number];
 
 function bad(message: string): SyncactError {
   return new SyncactError('ENGINE_BAD_INPUT', `coupling engine: ${message}`);
@@ -157,6 +171,10 @@ export class CouplingEngine implements Estimator {
   private readonly zscored: Float64Array | null;
   private readonly layerScratch: Float64Array[];
   private trs = 0;
+  /** Index in STAGES of the next stage of the TR in progress (0: between TRs). */
+  private step = 0;
+  /** The input of the TR in progress (null between TRs). */
+  private input: CouplingInput | null = null;
   private readonly clock: (() => number) | null;
   private readonly times: CouplingStageTimes = { glm: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 };
 
@@ -253,8 +271,28 @@ export class CouplingEngine implements Estimator {
     return { ...this.times };
   }
 
-  /** Adds one TR. See the file comment for what is rejected and what is tolerated. */
+  /**
+   * Adds one TR: the stages below in their order. See the file comment for what is
+   * rejected and what is tolerated.
+   */
   update(input: CouplingInput): void {
+    this.beginTr(input);
+    this.updateGlm();
+    this.updateFeatures();
+    this.preprocess();
+    this.updateDictionary();
+    this.updateSliding();
+    this.updateCka();
+    this.endTr();
+  }
+
+  /**
+   * Starts TR `count` with its input, checked once here: wrong lengths and non-finite
+   * responses or extras throw ENGINE_BAD_INPUT before any state changes. The input is
+   * held (not copied, not modified) until `endTr`.
+   */
+  beginTr(input: CouplingInput): void {
+    this.expectStage('beginTr');
     const { units, extras, volume } = input;
     if (units.length !== this.units) throw bad(`got ${units.length} unit responses, expected ${this.units}`);
     if (extras.length !== this.extras) throw bad(`got ${extras.length} design extras, expected ${this.extras}`);
@@ -265,42 +303,82 @@ export class CouplingEngine implements Estimator {
     for (let j = 0; j < extras.length; j++) {
       if (!Number.isFinite(extras[j])) throw bad(`design extra ${j} is ${extras[j]} at TR ${this.trs} (the design must be finite)`);
     }
-    const clock = this.clock;
-    const times = this.times;
-    let t0 = clock ? clock() : 0;
-    const lap = (stage: keyof CouplingStageTimes) => {
-      if (!clock) return;
-      const t1 = clock();
-      times[stage] = t1 - t0;
-      t0 = t1;
-    };
+    this.input = input;
+    this.times.dictionary = 0;
+    this.step = 1;
+  }
+
+  /** Stage 1: the voxelwise GLM on the design [u[glmUnits], extras]. */
+  updateGlm(): void {
+    const { units, extras, volume } = this.enter('updateGlm');
+    const t0 = this.now();
     const x = this.design;
     const K = this.glmUnits.length;
     for (let c = 0; c < K; c++) x[c] = units[this.glmUnits[c]];
     x.set(extras, K);
     this.glm.update(x, volume);
-    lap('glm');
+    this.lap('glm', t0);
+  }
 
+  /** Stage 2: the atlas region means, the first features. */
+  updateFeatures(): void {
+    const { volume } = this.enter('updateFeatures');
+    const t0 = this.now();
     this.atlas.extract(volume, this.regionValues);
     this.featureValues.set(this.regionValues);
-    lap('features');
-    if (this.dictionary && this.standardizer && this.zscored) {
-      const sample = this.detrender ? this.detrender.update(extras, volume, this.zscored) : volume;
-      this.standardizer.update(sample);
-      this.standardizer.transform(sample, this.zscored);
-      this.codeValues.set(this.dictionary.update(this.zscored));
-      if (this.coupleCodes) this.featureValues.set(this.codeValues, this.regionValues.length);
-    }
-    lap('dictionary');
+    this.lap('features', t0);
+  }
+
+  /**
+   * Stage 3: the dictionary's sample, the volume less its fit on the extras so far, z-scored
+   * with the statistics so far (nothing without a dictionary). Timed with the dictionary.
+   */
+  preprocess(): void {
+    const { extras, volume } = this.enter('preprocess');
+    if (!(this.standardizer && this.zscored)) return;
+    const t0 = this.now();
+    const sample = this.detrender ? this.detrender.update(extras, volume, this.zscored) : volume;
+    this.standardizer.update(sample);
+    this.standardizer.transform(sample, this.zscored);
+    this.lap('dictionary', t0);
+  }
+
+  /** Stage 4: one step of online dictionary learning; with `couple`, the codes join the features. */
+  updateDictionary(): void {
+    this.enter('updateDictionary');
+    if (!(this.dictionary && this.zscored)) return;
+    const t0 = this.now();
+    this.codeValues.set(this.dictionary.update(this.zscored));
+    if (this.coupleCodes) this.featureValues.set(this.codeValues, this.regionValues.length);
+    this.lap('dictionary', t0);
+  }
+
+  /** Stage 5: the sliding windows (and their nulls) of every (unit, feature) pair; read them with `coupling()`. */
+  updateSliding(): void {
+    const { units } = this.enter('updateSliding');
+    const t0 = this.now();
     this.sliding.update(units, this.featureValues);
-    lap('sliding');
+    this.lap('sliding', t0);
+  }
+
+  /** Stage 6: each layer's CKA cross-products with the features; read them with `cka()`. */
+  updateCka(): void {
+    const { units } = this.enter('updateCka');
+    const t0 = this.now();
     for (let l = 0; l < this.layers.length; l++) {
       const idx = this.layers[l];
       const xs = this.layerScratch[l];
       for (let i = 0; i < idx.length; i++) xs[i] = units[idx[i]];
       this.ckas[l].update(xs, this.featureValues);
     }
-    lap('cka');
+    this.lap('cka', t0);
+  }
+
+  /** Ends the TR: `count` moves on and the input is let go. */
+  endTr(): void {
+    this.enter('endTr');
+    this.input = null;
+    this.step = 0;
     this.trs++;
   }
 
@@ -367,7 +445,9 @@ export class CouplingEngine implements Estimator {
     return annotateUnits(maps, this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
   }
 
+  /** Between TRs only: halfway through a TR the estimators hold two different TRs. */
   snapshot(): CouplingSnapshot {
+    if (this.step !== 0) throw bad(`snapshot in the middle of TR ${this.trs} (after ${STAGES[this.step - 1]}); finish it with endTr first`);
     const parts: Record<string, EstimatorSnapshot> = {
       glm: this.glm.snapshot(),
       sliding: this.sliding.snapshot(),
@@ -428,11 +508,44 @@ export class CouplingEngine implements Estimator {
     this.featureValues.set(features);
     this.codeValues.set(codes);
     this.trs = c.count;
+    // A TR left half done (a stage threw) is abandoned: the restored state is between TRs.
+    this.step = 0;
+    this.input = null;
   }
 
   /** Stops the GLM's worker threads; the engine cannot be updated afterwards. */
   dispose(): void {
     this.glm.dispose();
+  }
+
+  /**
+   * Throws unless `stage` is the next one of the TR (STAGES order): a stage out of order
+   * would mix two TRs in one estimator (e.g. sliding windows fed last TR's features).
+   */
+  private expectStage(stage: Stage): void {
+    const i = STAGES.indexOf(stage);
+    if (i === this.step) return;
+    if (this.step === 0) throw bad(`${stage} called outside a TR; call beginTr for TR ${this.trs} first`);
+    throw bad(`${stage} called after ${STAGES[this.step - 1]} of TR ${this.trs}; the next stage is ${STAGES[this.step]}`);
+  }
+
+  /** Checks the order, moves to the next stage and hands out the TR's input. */
+  private enter(stage: Stage): CouplingInput {
+    this.expectStage(stage);
+    this.step++;
+    if (this.input === null) throw new Error('unreachable: a TR in progress holds its input');
+    return this.input;
+  }
+
+  private now(): number {
+    return this.clock ? this.clock() : 0;
+  }
+
+  /** Adds the time since `t0` to a stage (the dictionary's time is its preprocessing plus its update). */
+  private lap(stage: keyof CouplingStageTimes, t0: number): void {
+    if (!this.clock) return;
+    const dt = this.clock() - t0;
+    this.times[stage] = stage === 'dictionary' ? this.times.dictionary + dt : dt;
   }
 
   private column(unit: number): number {

@@ -211,6 +211,99 @@ describe('CouplingEngine wiring equals its parts', () => {
   });
 });
 
+/** One TR through the stage methods, as server/streams calls them (one operator each). */
+function feedByStages(e: CouplingEngine, d: ReturnType<typeof makeData>, from: number, to: number): void {
+  for (let t = from; t < to; t++) {
+    e.beginTr({ units: d.units[t], extras: extrasAt(t), volume: d.volumes[t] });
+    e.updateGlm();
+    e.updateFeatures();
+    e.preprocess();
+    e.updateDictionary();
+    e.updateSliding();
+    e.updateCka();
+    e.endTr();
+  }
+}
+
+describe('CouplingEngine stages one by one', () => {
+  const data = makeData(7);
+
+  it('the stage methods in order equal update(), also across a snapshot/restore mid-stream', () => {
+    const whole = new CouplingEngine(options());
+    feed(whole, data, 0, T);
+    const staged = new CouplingEngine(options());
+    feedByStages(staged, data, 0, 33);
+    const snap = staged.snapshot();
+    const resumed = new CouplingEngine(options());
+    resumed.restore(snap);
+    feedByStages(resumed, data, 33, T);
+    expect(readouts(resumed)).toEqual(readouts(whole));
+    feedByStages(staged, data, 33, T);
+    expect(readouts(staged)).toEqual(readouts(whole));
+    // Without a dictionary, preprocess and updateDictionary are no-ops but still take their turn.
+    const plainWhole = new CouplingEngine({ ...options(), dictionary: undefined });
+    const plainStaged = new CouplingEngine({ ...options(), dictionary: undefined });
+    feed(plainWhole, data, 0, 30);
+    feedByStages(plainStaged, data, 0, 30);
+    expect(plainStaged.coupling()).toEqual(plainWhole.coupling());
+    expect(plainStaged.cka()).toEqual(plainWhole.cka());
+  });
+
+  it('rejects a stage out of order with ENGINE_BAD_INPUT, before it changes anything', () => {
+    const e = new CouplingEngine(options());
+    feed(e, data, 0, 20);
+    const before = readouts(e);
+    const outOfOrder = (f: () => void, message: RegExp) => {
+      try {
+        f();
+        expect.unreachable();
+      } catch (err) {
+        expect(err).toBeInstanceOf(SyncactError);
+        expect((err as SyncactError).code).toBe('ENGINE_BAD_INPUT');
+        expect((err as SyncactError).message).toMatch(message);
+      }
+    };
+    const input = { units: data.units[20], extras: extrasAt(20), volume: data.volumes[20] };
+    outOfOrder(() => e.updateGlm(), /updateGlm called outside a TR; call beginTr for TR 20 first/);
+    outOfOrder(() => e.endTr(), /endTr called outside a TR/);
+    e.beginTr(input);
+    e.updateGlm();
+    // The windows would see the last TR's features.
+    outOfOrder(() => e.updateSliding(), /updateSliding called after updateGlm of TR 20; the next stage is updateFeatures/);
+    outOfOrder(() => e.beginTr(input), /beginTr called after updateGlm of TR 20/);
+    outOfOrder(() => e.snapshot(), /snapshot in the middle of TR 20 \(after updateGlm\)/);
+    e.updateFeatures();
+    outOfOrder(() => e.updateDictionary(), /the next stage is preprocess/);
+    outOfOrder(() => e.updateGlm(), /updateGlm called after updateFeatures/);
+    e.preprocess();
+    e.updateDictionary();
+    e.updateSliding();
+    outOfOrder(() => e.endTr(), /endTr called after updateSliding of TR 20; the next stage is updateCka/);
+    e.updateCka();
+    e.endTr();
+    expect(e.count).toBe(21);
+    // The rejected calls changed nothing: the TR equals one update().
+    const twin = new CouplingEngine(options());
+    feed(twin, data, 0, 21);
+    expect(readouts(e)).toEqual(readouts(twin));
+    expect(readouts(e)).not.toEqual(before);
+  });
+
+  it('a TR abandoned halfway (a stage threw) is undone by restore', () => {
+    const e = new CouplingEngine(options());
+    feed(e, data, 0, 15);
+    const snap = e.snapshot();
+    e.beginTr({ units: data.units[15], extras: extrasAt(15), volume: data.volumes[15] });
+    e.updateGlm();
+    e.updateFeatures();
+    e.restore(snap);
+    feed(e, data, 15, 30);
+    const twin = new CouplingEngine(options());
+    feed(twin, data, 0, 30);
+    expect(readouts(e)).toEqual(readouts(twin));
+  });
+});
+
 describe('CouplingEngine stage times', () => {
   it('reports each stage of the last update from the injected clock, and zeros without one', () => {
     const data = makeData(6);
@@ -218,7 +311,8 @@ describe('CouplingEngine stage times', () => {
     let now = 0;
     const e = new CouplingEngine({ ...options(), clock: () => now++ });
     feed(e, data, 0, 3);
-    expect(e.stageTimes()).toEqual({ glm: 1, features: 1, dictionary: 1, sliding: 1, cka: 1 });
+    // The dictionary's time is its preprocessing (1) plus its update (1).
+    expect(e.stageTimes()).toEqual({ glm: 1, features: 1, dictionary: 2, sliding: 1, cka: 1 });
     const plain = new CouplingEngine(options());
     feed(plain, data, 0, 3);
     expect(plain.stageTimes()).toEqual({ glm: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 });
