@@ -3,14 +3,20 @@
  * operator per stage, and emits a typed state per TR (protocol/state.ts) with telemetry.
  *
  *   clock tick k ─▶ seekBySnapshots ─▶ attachUnitResponses ─▶ readVolumes
- *                ─▶ updateCoupling ─▶ annotateEvery ─▶ attachFrame ─▶ toTrState ─▶ PipelineTr
+ *                ─▶ beginEngineTr ─▶ updateGlm ─▶ updateFeatures ─▶ preprocessVolume
+ *                ─▶ updateDictionary ─▶ updateSliding ─▶ updateCka ─▶ endEngineTr
+ *                ─▶ annotateEvery ─▶ attachFrame ─▶ toTrState ─▶ PipelineTr
  *                (─▶ afterTr: waited for before the next tick, e.g. a state snapshot to disk)
  *
- * The CNN (frames → microtime bins → HRF → unit reduction) has run ahead over the whole
- * movie when the session was opened (cnnStage.ts), so the per-TR loop only looks its
- * responses up. Everything after the lookup is the coupling engine: voxelwise GLM maps,
- * atlas features, learned networks, sliding-window coupling with nulls and BH, CKA, and
- * annotation on a stride.
+ * The CNN (frames → activations → microtime bins → HRF → unit reduction, cnnStage.ts and
+ * cnn/) has run ahead over the whole movie when the session was opened, so the per-TR loop
+ * only looks its responses up. Everything after the lookup is the coupling engine, one
+ * operator per stage, each timed under its own telemetry name (`engine.input`,
+ * `engine.glm`, `engine.features`, `engine.preprocess`, `engine.dictionary`,
+ * `engine.sliding` and `coupling` for the read-out with nulls and BH, `engine.cka` and
+ * `cka`; `engine` is their engine total): voxelwise GLM maps, atlas features, the
+ * dictionary's preprocessing and learned networks, sliding-window coupling, CKA; then
+ * annotation on a stride. The engine checks that its stages come in this order.
  *
  * One pipeline, any speed: `replay` runs it paced, `analyze` at 'max'; the stages do not
  * know the difference, so both end in the same state (test/streams/pipeline.test.ts).
@@ -28,7 +34,14 @@ import type { CouplingEngine, CouplingSnapshot } from '../engine/coupling.ts';
 import { annotateEvery } from './annotationStage.ts';
 import { clockedSteps } from './clockedSteps.ts';
 import { attachFrame, type FrameProvider } from './frameStage.ts';
-import { updateCoupling } from './couplingStage.ts';
+import { beginEngineTr } from './beginTrStage.ts';
+import { updateCka } from './ckaStage.ts';
+import { updateDictionary } from './dictionaryStage.ts';
+import { endEngineTr } from './endTrStage.ts';
+import { updateFeatures } from './featuresStage.ts';
+import { updateGlm } from './glmStage.ts';
+import { preprocessVolume } from './preprocessStage.ts';
+import { updateSliding } from './slidingStage.ts';
 import type { ClockCommand, ReplaySpeed } from './replayClock.ts';
 import type { ReplayInputs } from './replayInputs.ts';
 import { seekBySnapshots, SnapshotStore } from './snapshots.ts';
@@ -104,7 +117,18 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
       }),
       units: attachUnitResponses(inputs),
       volume: readVolumes(inputs.volumes),
-      coupling: updateCoupling(engine, o.alpha),
+      // The coupling engine's stages, in the order the engine requires.
+      engine: (w: Observable<TrWork>) =>
+        w.pipe(
+          beginEngineTr(engine),
+          updateGlm(engine),
+          updateFeatures(engine),
+          preprocessVolume(engine),
+          updateDictionary(engine),
+          updateSliding(engine, o.alpha),
+          updateCka(engine),
+          endEngineTr(engine),
+        ),
       annotation: annotateEvery(engine, o.annotateEvery, inputs.trCount, o.annotate),
       frame: o.frame ? attachFrame(o.frame) : (w: Observable<TrWork>) => w,
       state: toTrState({ clock: () => ({ ...clock }) }),
@@ -126,7 +150,7 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
         scheduler: o.scheduler,
       },
       (tick) =>
-        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.coupling, stages.annotation, stages.frame, stages.state, stages.after),
+        of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.engine, stages.annotation, stages.frame, stages.state, stages.after),
     );
   });
 }

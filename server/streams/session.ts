@@ -415,8 +415,6 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       dictionary: networks > 0 ? { atoms: networks, couple: true, alpha: 1, updateEvery: options.dictionaryUpdateEvery ?? (V < 10_000 ? 1 : 5), seed: 0 } : undefined,
       layers,
       ckaForgetting: 1,
-      // Telemetry only: lets the coupling stage report the engine's parts (glm, features, …).
-      clock: () => performance.now(),
       annotation: annotate
         ? {
             templates: (p.atlas as Atlas).names.map((_, r) => denseWeights(p.atlas as Atlas, r)),

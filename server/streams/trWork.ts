@@ -26,7 +26,7 @@ export interface TrWork {
   extras: Float64Array | null;
   /** The masked volume of this TR. */
   volume: Float32Array | null;
-  /** Brain features of this TR (after the coupling stage). */
+  /** Brain features of this TR: atlas regions, then the dictionary codes when coupled (after the dictionary stage). */
   features: Float64Array | null;
   coupling: CouplingMatrix | null;
   cka: Float64Array | null;
@@ -60,6 +60,21 @@ export function timed<T>(work: TrWork, stage: string, f: () => T): T {
     return f();
   } finally {
     work.stageMs[stage] = (work.stageMs[stage] ?? 0) + (performance.now() - t0);
+  }
+}
+
+/**
+ * Runs one stage of the coupling engine: its wall time goes to `engine.<part>` and is added
+ * to `engine`, the engine's total for the TR (what `engine.update` alone used to be timed as).
+ */
+export function timedEngine<T>(work: TrWork, part: string, f: () => T): T {
+  const t0 = performance.now();
+  try {
+    return f();
+  } finally {
+    const ms = performance.now() - t0;
+    work.stageMs.engine = (work.stageMs.engine ?? 0) + ms;
+    work.stageMs[`engine.${part}`] = (work.stageMs[`engine.${part}`] ?? 0) + ms;
   }
 }
 
