@@ -30,6 +30,12 @@ export interface EngineSettings {
   hrfDerivative: boolean;
   /** K, the number of unit regressors in the voxelwise GLM (chosen units or components): 10. */
   regressors: number;
+  /**
+   * Which CNN units get their own synchronized map (each unit's GLM with intercept and
+   * drift, beside the joint GLM of the K regressors): "all" (default), "none", or a list
+   * of unit indices. Costs O(units × voxels) per TR and units × voxels × 8 bytes.
+   */
+  unitMaps: 'all' | 'none' | number[];
   /** DCT high-pass cut-off in Hz when the run length is known: 1/128 (SPM's 128 s). */
   highPassHz: number;
   /** Recursive least squares forgetting factor in (0, 1]; 1 equals batch OLS: 1. */
@@ -54,6 +60,7 @@ export const ENGINE_DEFAULTS: Readonly<EngineSettings> = Object.freeze({
   hrfReference: 0.5,
   hrfDerivative: false,
   regressors: 10,
+  unitMaps: 'all',
   highPassHz: 1 / 128,
   forgetting: 1,
   window: 30,
@@ -139,6 +146,7 @@ const ENGINE_KEYS: Record<string, keyof EngineSettings> = {
   hrf_reference: 'hrfReference',
   hrf_derivative: 'hrfDerivative',
   regressors: 'regressors',
+  unit_maps: 'unitMaps',
   high_pass_hz: 'highPassHz',
   forgetting: 'forgetting',
   window: 'window',
@@ -286,6 +294,11 @@ function parseEngine(
         break;
       case 'regressors':
         out.regressors = number(name, value, int(1), 'a positive integer');
+        break;
+      case 'unitMaps':
+        if (value === 'all' || value === 'none') out.unitMaps = value;
+        else if (Array.isArray(value) && value.length > 0 && value.every((u) => Number.isInteger(u) && u >= 0)) out.unitMaps = value as number[];
+        else fail(`field "${name}" must be "all", "none" or a non-empty list of unit indices, got ${JSON.stringify(value)}`);
         break;
       case 'highPassHz':
         out.highPassHz = number(name, value, (n) => n >= 0, 'a non-negative frequency in Hz (0: none)');

@@ -32,6 +32,7 @@ export const SESSION_OPTIONS = {
   layers: { type: 'string' },
   'frames-per-tr': { type: 'string' },
   units: { type: 'string' },
+  'unit-maps': { type: 'string' },
   networks: { type: 'string' },
   'max-trs': { type: 'string' },
   'no-cache': { type: 'boolean' },
@@ -57,6 +58,7 @@ model and pipeline:
   --layers A,B       layers to tap (default: all of the built-in model's)
   --frames-per-tr N  frames per TR through the CNN (default: every frame)
   --units I,J,…      these units as GLM regressors (default: PCA components)
+  --unit-maps W      units with their own synchronized map: all (default), none, or I,J,…
   --networks N       learned networks coupled as features (default 8; 0: none)
   --max-trs N        only the first N TRs
   --no-cache         do not read or write the feature cache
@@ -72,6 +74,11 @@ function intList(command: string, name: string, v: string | undefined): number[]
   const xs = v.split(',').map((x) => Number(x.trim()));
   if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 0)) throw new SyncactError('CLI_USAGE', `${command}: --${name} must be a comma-separated list of unit indices, got "${v}"`);
   return xs;
+}
+
+function unitMapsOption(command: string, v: string): 'all' | 'none' | number[] {
+  if (v === 'all' || v === 'none') return v;
+  return intList(command, 'unit-maps', v) as number[];
 }
 
 function positiveInt(command: string, name: string, v: string | undefined, min = 1): number | undefined {
@@ -131,6 +138,7 @@ export async function sessionFromArgs(
     layers,
     framesPerTr: positiveInt(command, 'frames-per-tr', v['frames-per-tr']),
     units: intList(command, 'units', v.units),
+    ...(v['unit-maps'] === undefined ? {} : { engine: { unitMaps: unitMapsOption(command, v['unit-maps']) } }),
     networks: positiveInt(command, 'networks', v.networks, 0),
     maxTrs: positiveInt(command, 'max-trs', v['max-trs'], 3),
     acceptTrMismatch: v['accept-tr'] ?? false,

@@ -5,7 +5,9 @@
  *
  * Per TR, from the unit responses u (U, already HRF-convolved), the design extras e
  * (drift row with its constant, confounds) and the masked volume y (V):
- *   1. voxelwise GLM on the design x = [u[glmUnits], e]           → synchronized maps
+ *   1. voxelwise GLM on the design x = [u[glmUnits], e]           → the joint model's maps
+ *   1b. optional: per mapped unit, the GLM y = β·u_i + e·γ          → each unit's own
+ *      synchronized map (unitMaps.ts; "unit maps")
  *   2. brain features f = atlas means of y                          (NaN for an emptied region)
  *   3. optional: y minus its least-squares fit on the extras so far (drift, constant,
  *      confounds) → running z-score → online dictionary learning → codes c (K atoms);
@@ -16,7 +18,7 @@
  * demand from the current t-maps.
  *
  * `update` runs one TR through every stage. The stages are also methods of their own
- * (`beginTr`, which validates the input once, then `updateGlm`, `updateFeatures`,
+ * (`beginTr`, which validates the input once, then `updateGlm`, `updateUnitMaps`, `updateFeatures`,
  * `preprocess`, `updateDictionary`, `updateSliding`, `updateCka`, `endTr`) so that
  * server/streams can make each one an operator and time it; they must be called in that
  * order, once per TR, and a call out of order is ENGINE_BAD_INPUT (the estimators would
@@ -38,6 +40,7 @@
 import { SyncactError } from '../errors.ts';
 import type { Estimator, EstimatorSnapshot } from './estimator.ts';
 import { VoxelwiseGlm } from './glm.ts';
+import { UnitMaps } from './unitMaps.ts';
 import { BrainFeatures, type BrainFeaturesOptions } from './brainFeatures.ts';
 import { SlidingCorrelation, type SlidingCorrelationOptions } from './slidingCorrelation.ts';
 import { OnlineDictionaryLearning, type DictionaryLearningOptions } from './dictionaryLearning.ts';
@@ -73,6 +76,12 @@ export interface CouplingEngineOptions {
   layers?: { name: string; units: ArrayLike<number> }[];
   /** CKA forgetting factor λ ∈ (0, 1], default 1. */
   ckaForgetting?: number;
+  /**
+   * Units that get their own synchronized map (indices into the U responses; unitMaps.ts),
+   * with the index among the extras of the constant column (the drift row's last);
+   * omitted: no unit maps. O(units·V) per TR and units·V float64 of state.
+   */
+  unitMaps?: { units: ArrayLike<number>; interceptColumn?: number };
   /** Template networks for on-demand annotation (over the same V voxels). */
   annotation?: AnnotationOptions;
   /**
@@ -89,6 +98,7 @@ export interface CouplingEngineOptions {
  */
 export interface CouplingStageTimes {
   glm: number;
+  unitMaps: number;
   features: number;
   dictionary: number;
   sliding: number;
@@ -122,11 +132,11 @@ export interface CouplingSnapshot extends EstimatorSnapshot {
 }
 
 const KIND = 'coupling';
-/** 2: the dictionary's drift residual joined the parts. */
-const VERSION = 2;
+/** 2: the dictionary's drift residual joined the parts; 3: the unit maps (and their units) joined. */
+const VERSION = 3;
 
 /** The per-TR stages, in the order they must be called (`update` calls them all). */
-const STAGES = ['beginTr', 'updateGlm', 'updateFeatures', 'preprocess', 'updateDictionary', 'updateSliding', 'updateCka', 'endTr'] as const;
+const STAGES = ['beginTr', 'updateGlm', 'updateUnitMaps', 'updateFeatures', 'preprocess', 'updateDictionary', 'updateSliding', 'updateCka', 'endTr'] as const;
 type Stage = (typeof STAGES)[number];
 
 function bad(message: string): SyncactError {
@@ -153,6 +163,11 @@ export class CouplingEngine implements Estimator {
   /** GLM design column of each unit, −1 for units not in the design. */
   private readonly columnOf: Int32Array;
   private readonly glm: VoxelwiseGlm;
+  /** The mapped units (indices into the U responses), and their maps (null: none). */
+  private readonly mapUnits: Int32Array;
+  private readonly unitMapOf: Int32Array;
+  private readonly unitMaps: UnitMaps | null;
+  private readonly mapResponses: Float64Array;
   private readonly atlas: BrainFeatures;
   private readonly standardizer: RunningStandardizer | null;
   /** Removes the extras' fit from the dictionary's sample (null without extras). */
@@ -176,7 +191,7 @@ export class CouplingEngine implements Estimator {
   /** The input of the TR in progress (null between TRs). */
   private input: CouplingInput | null = null;
   private readonly clock: (() => number) | null;
-  private readonly times: CouplingStageTimes = { glm: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 };
+  private readonly times: CouplingStageTimes = { glm: 0, unitMaps: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 };
 
   constructor(o: CouplingEngineOptions) {
     const { voxels, units, extras } = o;
@@ -229,6 +244,16 @@ export class CouplingEngine implements Estimator {
       }
     }
 
+    this.mapUnits = o.unitMaps && o.unitMaps.units.length > 0 ? indexList('unitMaps.units', o.unitMaps.units, units) : new Int32Array(0);
+    this.unitMapOf = new Int32Array(units).fill(-1);
+    this.mapUnits.forEach((u, i) => {
+      if (this.unitMapOf[u] >= 0) throw bad(`unitMaps.units lists unit ${u} twice`);
+      this.unitMapOf[u] = i;
+    });
+    this.mapResponses = new Float64Array(this.mapUnits.length);
+    this.unitMaps =
+      this.mapUnits.length > 0 ? new UnitMaps({ voxels, units: this.mapUnits.length, extras, interceptColumn: o.unitMaps?.interceptColumn }) : null;
+
     // Built last: the GLM may start worker threads, which a throw above would leak.
     this.sliding = new SlidingCorrelation({ ...o.sliding, units, features: this.features });
     this.ckas = this.layers.map((l) => new IncrementalCka({ p: l.length, q: this.features, forgetting: o.ckaForgetting }));
@@ -278,6 +303,7 @@ export class CouplingEngine implements Estimator {
   update(input: CouplingInput): void {
     this.beginTr(input);
     this.updateGlm();
+    this.updateUnitMaps();
     this.updateFeatures();
     this.preprocess();
     this.updateDictionary();
@@ -318,6 +344,17 @@ export class CouplingEngine implements Estimator {
     x.set(extras, K);
     this.glm.update(x, volume);
     this.lap('glm', t0);
+  }
+
+  /** Stage 1b: every mapped unit's own GLM (nothing without `unitMaps`); read with `unitTmap`/`unitBetas`. */
+  updateUnitMaps(): void {
+    const { units, extras, volume } = this.enter('updateUnitMaps');
+    if (!this.unitMaps) return;
+    const t0 = this.now();
+    const x = this.mapResponses;
+    for (let i = 0; i < x.length; i++) x[i] = units[this.mapUnits[i]];
+    this.unitMaps.update(x, extras, volume);
+    this.lap('unitMaps', t0);
   }
 
   /** Stage 2: the atlas region means, the first features. */
@@ -416,6 +453,33 @@ export class CouplingEngine implements Estimator {
     return this.glm.degreesOfFreedom();
   }
 
+  /** The units with their own synchronized map (indices into the U responses, in map order). */
+  get mappedUnits(): number[] {
+    return Array.from(this.mapUnits);
+  }
+
+  /** True when `unit` has its own synchronized map (see `unitMaps` in the options). */
+  hasUnitMap(unit: number): boolean {
+    return Number.isInteger(unit) && unit >= 0 && unit < this.units && this.unitMapOf[unit] >= 0;
+  }
+
+  /** t map of a unit's own GLM (unitMaps.ts; NaN where undefined, e.g. before the second TR). */
+  unitTmap(unit: number, out?: Float32Array): Float32Array {
+    const maps = this.unitMapsOf(unit);
+    return out ? maps.tmap(this.unitMapOf[unit], out) : maps.tmap(this.unitMapOf[unit]);
+  }
+
+  /** β map of a unit's own GLM. */
+  unitBetas(unit: number, out?: Float32Array): Float32Array {
+    const maps = this.unitMapsOf(unit);
+    return out ? maps.betas(this.unitMapOf[unit], out) : maps.betas(this.unitMapOf[unit]);
+  }
+
+  /** Residual df of every unit's own GLM, T − r − 1 (NaN without unit maps or where ≤ 0). */
+  unitMapsDegreesOfFreedom(): number {
+    return this.unitMaps ? this.unitMaps.degreesOfFreedom() : NaN;
+  }
+
   /** Pearson r of every (unit, feature) pair over the current window (U×F). */
   correlations(out?: Float64Array): Float64Array {
     return this.sliding.correlations(out);
@@ -435,14 +499,16 @@ export class CouplingEngine implements Estimator {
   }
 
   /**
-   * Annotates units (default: every GLM unit) from their current t-maps against the
-   * configured templates, with BH q-values across the units annotated.
+   * Annotates units from their current t-maps against the configured templates, with BH
+   * q-values across the units annotated. `maps: 'glm'` (default) reads the joint GLM's
+   * maps (default units: every GLM unit); `'unit'` each unit's own map (default units:
+   * every mapped unit).
    */
-  annotate(units?: ArrayLike<number>): (UnitAnnotation & { unit: number; q: number })[] {
+  annotate(units?: ArrayLike<number>, maps: 'glm' | 'unit' = 'glm'): (UnitAnnotation & { unit: number; q: number })[] {
     if (!this.annotation) throw bad('no annotation templates were configured');
-    const list = units ? Array.from(units) : Array.from(this.glmUnits);
-    const maps = list.map((u) => this.tmap(u));
-    return annotateUnits(maps, this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
+    const list = units ? Array.from(units) : Array.from(maps === 'unit' ? this.mapUnits : this.glmUnits);
+    const tmaps = list.map((u) => (maps === 'unit' ? this.unitTmap(u) : this.tmap(u)));
+    return annotateUnits(tmaps, this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
   }
 
   /** Between TRs only: halfway through a TR the estimators hold two different TRs. */
@@ -452,6 +518,7 @@ export class CouplingEngine implements Estimator {
       glm: this.glm.snapshot(),
       sliding: this.sliding.snapshot(),
     };
+    if (this.unitMaps) parts.unitMaps = this.unitMaps.snapshot();
     if (this.standardizer) parts.standardize = this.standardizer.snapshot();
     if (this.detrender) parts.detrend = this.detrender.snapshot();
     if (this.dictionary) parts.dictionary = this.dictionary.snapshot();
@@ -460,7 +527,12 @@ export class CouplingEngine implements Estimator {
       kind: KIND,
       version: VERSION,
       scalars: { count: this.trs, voxels: this.voxels, units: this.units, extras: this.extras, features: this.features },
-      arrays: { features: this.featureValues.slice(), codes: this.codeValues.slice(), glmUnits: this.glmUnits.slice() },
+      arrays: {
+        features: this.featureValues.slice(),
+        codes: this.codeValues.slice(),
+        glmUnits: this.glmUnits.slice(),
+        mapUnits: this.mapUnits.slice(),
+      },
       parts,
     };
   }
@@ -488,10 +560,15 @@ export class CouplingEngine implements Estimator {
     if (!(g instanceof Int32Array) || g.length !== this.glmUnits.length || g.some((u, i) => u !== this.glmUnits[i])) {
       throw mismatch('snapshot has other GLM units');
     }
+    const m = s.arrays.mapUnits;
+    if (!(m instanceof Int32Array) || m.length !== this.mapUnits.length || m.some((u, i) => u !== this.mapUnits[i])) {
+      throw mismatch('snapshot has other mapped units (unit maps)');
+    }
     const { features, codes } = s.arrays;
     if (!(features instanceof Float64Array) || features.length !== this.features) throw mismatch('snapshot features have the wrong size');
     if (!(codes instanceof Float64Array) || codes.length !== this.codeValues.length) throw mismatch('snapshot codes have the wrong size');
     const expected = ['glm', 'sliding'];
+    if (this.unitMaps) expected.push('unitMaps');
     if (this.standardizer) expected.push('standardize');
     if (this.detrender) expected.push('detrend');
     if (this.dictionary) expected.push('dictionary');
@@ -501,6 +578,7 @@ export class CouplingEngine implements Estimator {
 
     this.glm.restore(parts.glm);
     this.sliding.restore(parts.sliding);
+    if (this.unitMaps) this.unitMaps.restore(parts.unitMaps);
     if (this.standardizer) this.standardizer.restore(parts.standardize);
     if (this.detrender) this.detrender.restore(parts.detrend);
     if (this.dictionary) this.dictionary.restore(parts.dictionary);
@@ -546,6 +624,12 @@ export class CouplingEngine implements Estimator {
     if (!this.clock) return;
     const dt = this.clock() - t0;
     this.times[stage] = stage === 'dictionary' ? this.times.dictionary + dt : dt;
+  }
+
+  private unitMapsOf(unit: number): UnitMaps {
+    if (!Number.isInteger(unit) || unit < 0 || unit >= this.units) throw bad(`unit ${unit} is not in [0, ${this.units})`);
+    if (!this.unitMaps || this.unitMapOf[unit] < 0) throw bad(`unit ${unit} has no map of its own (unitMaps.units)`);
+    return this.unitMaps;
   }
 
   private column(unit: number): number {

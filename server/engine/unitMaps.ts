@@ -356,15 +356,15 @@ export class UnitMaps implements Estimator {
     if (o.length !== V) throw badInput(`output has ${o.length} values, expected ${V}`);
     const p = this.nuisance;
     const r = this.rank;
-    if (r === 0 || this.trs < 2) return o.fill(NaN);
+    if (r === 0 || this.trs < 2) return nanFilled(o);
     // x′ᵀMx′ for the model with the leading r nuisance columns: the rotated-out residual
     // plus the parts along the columns not (yet) in the fit.
     const c = this.unitZ.subarray(unit * p, (unit + 1) * p);
     let sxx = this.unitRss[unit];
     for (let i = r; i < p; i++) sxx += c[i] * c[i];
-    if (!(sxx > this.rankTolerance * this.unitSxx[unit])) return o.fill(NaN);
+    if (!(sxx > this.rankTolerance * this.unitSxx[unit])) return nanFilled(o);
     const df = this.degreesOfFreedom();
-    if (kind === 't' && !(df > 0)) return o.fill(NaN);
+    if (kind === 't' && !(df > 0)) return nanFilled(o);
     const { z, rss, syy, invalid } = this.voxelState;
     const a = this.cross;
     const base = unit * V;
@@ -388,4 +388,9 @@ export class UnitMaps implements Estimator {
     }
     return o;
   }
+}
+
+function nanFilled<A extends Float32Array | Float64Array>(o: A): A {
+  o.fill(NaN);
+  return o;
 }

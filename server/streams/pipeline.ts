@@ -3,7 +3,7 @@
  * operator per stage, and emits a typed state per TR (protocol/state.ts) with telemetry.
  *
  *   clock tick k ─▶ seekBySnapshots ─▶ attachUnitResponses ─▶ readVolumes
- *                ─▶ beginEngineTr ─▶ updateGlm ─▶ updateFeatures ─▶ preprocessVolume
+ *                ─▶ beginEngineTr ─▶ updateGlm ─▶ updateUnitMaps ─▶ updateFeatures ─▶ preprocessVolume
  *                ─▶ updateDictionary ─▶ updateSliding ─▶ updateCka ─▶ endEngineTr
  *                ─▶ annotateEvery ─▶ attachFrame ─▶ toTrState ─▶ PipelineTr
  *                (─▶ afterTr: waited for before the next tick, e.g. a state snapshot to disk)
@@ -12,9 +12,9 @@
  * cnn/) has run ahead over the whole movie when the session was opened, so the per-TR loop
  * only looks its responses up. Everything after the lookup is the coupling engine, one
  * operator per stage, each timed under its own telemetry name (`engine.input`,
- * `engine.glm`, `engine.features`, `engine.preprocess`, `engine.dictionary`,
+ * `engine.glm`, `engine.unit_maps`, `engine.features`, `engine.preprocess`, `engine.dictionary`,
  * `engine.sliding` and `coupling` for the read-out with nulls and BH, `engine.cka` and
- * `cka`; `engine` is their engine total): voxelwise GLM maps, atlas features, the
+ * `cka`; `engine` is their engine total): voxelwise GLM maps, each unit's own map, atlas features, the
  * dictionary's preprocessing and learned networks, sliding-window coupling, CKA; then
  * annotation on a stride. The engine checks that its stages come in this order.
  *
@@ -42,6 +42,7 @@ import { updateFeatures } from './featuresStage.ts';
 import { updateGlm } from './glmStage.ts';
 import { preprocessVolume } from './preprocessStage.ts';
 import { updateSliding } from './slidingStage.ts';
+import { updateUnitMaps } from './unitMapsStage.ts';
 import type { ClockCommand, ReplaySpeed } from './replayClock.ts';
 import type { ReplayInputs } from './replayInputs.ts';
 import { seekBySnapshots, SnapshotStore } from './snapshots.ts';
@@ -122,6 +123,7 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
         w.pipe(
           beginEngineTr(engine),
           updateGlm(engine),
+          updateUnitMaps(engine),
           updateFeatures(engine),
           preprocessVolume(engine),
           updateDictionary(engine),

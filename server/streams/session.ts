@@ -117,6 +117,8 @@ export interface OpenedSession {
   cnn: CnnStageResult;
   /** Indices among the responses of the GLM regressors (their maps). */
   glmUnits: number[];
+  /** CNN units with their own synchronized map (engine.unit_maps; indices among the U units). */
+  mapUnits: number[];
   /** The learned networks coupled as features (atoms), 0 for none. */
   networks: number;
   /** Null shifts of the sliding coupling (0: no significance). */
@@ -399,11 +401,14 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       units: Array.from({ length: l.channels }, (_, c) => cnn.layout.offsets[i] + c),
     }));
     const annotate = p.atlas !== null;
+    const mapUnits = unitMapsOf(settings.unitMaps, U, config.path);
     engine = new CouplingEngine({
       voxels: V,
       units: U + cnn.reducer.k,
       glmUnits: cnn.glmUnits,
       extras: extrasWidth,
+      // The drift row ends with its constant (dctRow).
+      unitMaps: { units: mapUnits, interceptColumn: extrasWidth - 1 },
       glm: { forgetting: settings.forgetting, workers: options.workers ?? defaultWorkers(V) },
       atlas: atlasOption,
       sliding: {
@@ -466,6 +471,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       atlas: p.atlas,
       cnn,
       glmUnits: cnn.glmUnits,
+      mapUnits,
       networks,
       nullShifts: shifts,
       nullKind,
@@ -535,6 +541,16 @@ function flattenResponses(responses: readonly Float64Array[], trCount: number): 
   const out = new Float64Array(trCount * U);
   for (let t = 0; t < trCount; t++) out.set(responses[t], t * U);
   return out;
+}
+
+/** The units named by engine.unit_maps, checked against the model's U units. */
+function unitMapsOf(choice: EngineSettings['unitMaps'], units: number, path: string): number[] {
+  if (choice === 'none') return [];
+  if (choice === 'all') return Array.from({ length: units }, (_, u) => u);
+  const wrong = choice.find((u) => u >= units);
+  if (wrong !== undefined) throw new SyncactError('SESSION_INVALID', `engine.unit_maps names unit ${wrong}, but the model has ${units} units (0…${units - 1})`, path);
+  if (new Set(choice).size !== choice.length) throw new SyncactError('SESSION_INVALID', 'engine.unit_maps names a unit twice', path);
+  return [...choice];
 }
 
 /**

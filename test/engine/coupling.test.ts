@@ -216,6 +216,7 @@ function feedByStages(e: CouplingEngine, d: ReturnType<typeof makeData>, from: n
   for (let t = from; t < to; t++) {
     e.beginTr({ units: d.units[t], extras: extrasAt(t), volume: d.volumes[t] });
     e.updateGlm();
+    e.updateUnitMaps();
     e.updateFeatures();
     e.preprocess();
     e.updateDictionary();
@@ -269,9 +270,10 @@ describe('CouplingEngine stages one by one', () => {
     e.beginTr(input);
     e.updateGlm();
     // The windows would see the last TR's features.
-    outOfOrder(() => e.updateSliding(), /updateSliding called after updateGlm of TR 20; the next stage is updateFeatures/);
+    outOfOrder(() => e.updateSliding(), /updateSliding called after updateGlm of TR 20; the next stage is updateUnitMaps/);
     outOfOrder(() => e.beginTr(input), /beginTr called after updateGlm of TR 20/);
     outOfOrder(() => e.snapshot(), /snapshot in the middle of TR 20 \(after updateGlm\)/);
+    e.updateUnitMaps();
     e.updateFeatures();
     outOfOrder(() => e.updateDictionary(), /the next stage is preprocess/);
     outOfOrder(() => e.updateGlm(), /updateGlm called after updateFeatures/);
@@ -295,6 +297,7 @@ describe('CouplingEngine stages one by one', () => {
     const snap = e.snapshot();
     e.beginTr({ units: data.units[15], extras: extrasAt(15), volume: data.volumes[15] });
     e.updateGlm();
+    e.updateUnitMaps();
     e.updateFeatures();
     e.restore(snap);
     feed(e, data, 15, 30);
@@ -311,11 +314,11 @@ describe('CouplingEngine stage times', () => {
     let now = 0;
     const e = new CouplingEngine({ ...options(), clock: () => now++ });
     feed(e, data, 0, 3);
-    // The dictionary's time is its preprocessing (1) plus its update (1).
-    expect(e.stageTimes()).toEqual({ glm: 1, features: 1, dictionary: 2, sliding: 1, cka: 1 });
+    // The dictionary's time is its preprocessing (1) plus its update (1); no unit maps here.
+    expect(e.stageTimes()).toEqual({ glm: 1, unitMaps: 0, features: 1, dictionary: 2, sliding: 1, cka: 1 });
     const plain = new CouplingEngine(options());
     feed(plain, data, 0, 3);
-    expect(plain.stageTimes()).toEqual({ glm: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 });
+    expect(plain.stageTimes()).toEqual({ glm: 0, unitMaps: 0, features: 0, dictionary: 0, sliding: 0, cka: 0 });
     // The clock changes nothing else.
     expect(readouts(e)).toEqual(readouts(plain));
   });

@@ -102,7 +102,7 @@ describe('pipeline', () => {
     const s = await open();
     const out = await run(s, 'max');
     // One entry per stage for every TR, in the order the stages ran (annotation only on its TRs).
-    const engineParts = ['input', 'glm', 'features', 'preprocess', 'dictionary', 'sliding', 'cka'];
+    const engineParts = ['input', 'glm', 'unit_maps', 'features', 'preprocess', 'dictionary', 'sliding', 'cka'];
     for (const t of out) {
       const ms = t.state.telemetry.stageMs;
       const expected = [
@@ -111,6 +111,7 @@ describe('pipeline', () => {
         'engine',
         'engine.input',
         'engine.glm',
+        'engine.unit_maps',
         'engine.features',
         'engine.preprocess',
         'engine.dictionary',
