@@ -92,6 +92,11 @@ export interface SessionFile {
   tr?: number | null;
   /** Movie time (s) at the start of volume 0: 0. */
   onset?: number;
+  /**
+   * Spatial smoothing of every volume before masking, as nilearn's `smoothing_fwhm`: the
+   * FWHM in mm of a Gaussian (server/engine/spatialSmoothing.ts); absent, null or 0: none.
+   */
+  smoothing_fwhm?: number | null;
   /** For synthetic sessions: the preset and seed that made them. */
   preset?: string | null;
   seed?: number | null;
@@ -123,6 +128,8 @@ export interface SessionConfig {
   truthMaps: string | null;
   tr: number | null;
   onset: number;
+  /** FWHM (mm) of the spatial smoothing of each volume before masking; null: none. */
+  smoothingFwhm: number | null;
   preset: string | null;
   seed: number | null;
   /** BIDS entities of the run (labels only, no "sub-" prefixes); task is "movie" unless named. */
@@ -138,7 +145,7 @@ export interface BidsEntities {
 }
 
 const FILE_KEYS = ['fmri', 'movie', 'mask', 'atlas', 'atlas_labels', 'anatomical', 'truth', 'truth_maps'] as const;
-const TOP_KEYS = new Set<string>(['version', ...FILE_KEYS, 'tr', 'onset', 'preset', 'seed', 'subject', 'session', 'task', 'run', 'engine']);
+const TOP_KEYS = new Set<string>(['version', ...FILE_KEYS, 'tr', 'onset', 'smoothing_fwhm', 'preset', 'seed', 'subject', 'session', 'task', 'run', 'engine']);
 
 const ENGINE_KEYS: Record<string, keyof EngineSettings> = {
   pooling: 'pooling',
@@ -226,6 +233,7 @@ export function parseSession(json: unknown, path: string): SessionConfig {
   };
   const tr = o.tr === undefined || o.tr === null ? null : number('tr', o.tr, (n) => n > 0, 'a positive number of seconds');
   const onset = o.onset === undefined ? 0 : number('onset', o.onset, () => true, 'a number of seconds');
+  const smoothing = o.smoothing_fwhm === undefined || o.smoothing_fwhm === null ? 0 : number('smoothing_fwhm', o.smoothing_fwhm, (n) => n >= 0, 'a FWHM in mm ≥ 0 (0 or null: no smoothing)');
   const seed =
     o.seed === undefined || o.seed === null
       ? null
@@ -255,6 +263,7 @@ export function parseSession(json: unknown, path: string): SessionConfig {
     truthMaps: file('truth_maps', false),
     tr,
     onset,
+    smoothingFwhm: smoothing > 0 ? smoothing : null,
     preset,
     seed,
     entities,

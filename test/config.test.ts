@@ -31,6 +31,7 @@ describe('parseSession', () => {
       truthMaps: null,
       tr: null,
       onset: 0,
+      smoothingFwhm: null,
       preset: null,
       seed: null,
       entities: { subject: null, session: null, task: 'movie', run: null },
@@ -50,6 +51,12 @@ describe('parseSession', () => {
     expect(s.engine).toEqual({ ...ENGINE_DEFAULTS, window: 40, fdrQ: 0.01, windowKind: 'exponential', hrfDerivative: true });
   });
 
+  it('reads smoothing_fwhm in mm; 0 and null mean no smoothing', () => {
+    expect(parseSession({ fmri: 'b.nii', smoothing_fwhm: 6.5 }, at).smoothingFwhm).toBe(6.5);
+    expect(parseSession({ fmri: 'b.nii', smoothing_fwhm: 0 }, at).smoothingFwhm).toBeNull();
+    expect(parseSession({ fmri: 'b.nii', smoothing_fwhm: null }, at).smoothingFwhm).toBeNull();
+  });
+
   const bad: [string, unknown, string][] = [
     ['not an object', [1, 2], 'must be a JSON object'],
     ['missing fmri', { movie: 'm.mp4' }, 'field "fmri" is required'],
@@ -60,6 +67,8 @@ describe('parseSession', () => {
     ['string TR', { fmri: 'b.nii', tr: '1' }, 'field "tr"'],
     ['version', { fmri: 'b.nii', version: 2 }, 'field "version" must be 1'],
     ['seed', { fmri: 'b.nii', seed: 1.5 }, 'field "seed" must be a non-negative integer'],
+    ['negative smoothing', { fmri: 'b.nii', smoothing_fwhm: -4 }, 'field "smoothing_fwhm" must be a FWHM in mm ≥ 0'],
+    ['smoothing as text', { fmri: 'b.nii', smoothing_fwhm: '6mm' }, 'field "smoothing_fwhm"'],
     ['engine not object', { fmri: 'b.nii', engine: 5 }, 'field "engine" must be an object'],
     ['engine typo', { fmri: 'b.nii', engine: { windows: 30 } }, 'unknown field "engine.windows"'],
     ['window too small', { fmri: 'b.nii', engine: { window: 2 } }, 'field "engine.window" must be an integer ≥ 3'],
