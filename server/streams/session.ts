@@ -31,6 +31,7 @@ import { loadSession, parseSession, type EngineSettings, type SessionConfig } fr
 import { SyncactError } from '../errors.ts';
 import { CouplingEngine, type CouplingEngineOptions } from '../engine/coupling.ts';
 import { cosineDriftOrder, dctRow } from '../engine/drift.ts';
+import { SpatialSmoother } from '../engine/spatialSmoothing.ts';
 import { createExtractor } from '../engine/cnn/factory.ts';
 import type { FeatureExtractor } from '../engine/cnn/extractor.ts';
 import { validateModelSpec, type ModelSpec } from '../engine/cnn/modelSpec.ts';
@@ -51,7 +52,7 @@ import { runCnnStage, type CnnStageResult } from './cnnStage.ts';
 import { planLockstep } from './lockstep.ts';
 import type { FrameProvider } from './frameStage.ts';
 import type { ReplayInputs, VolumeSource } from './replayInputs.ts';
-import { gather, isFolder, liveVolumes, meanOfFirst, movieFrames, movieThumbnails, niftiVolumes, syntheticThumbnails } from './sessionReaders.ts';
+import { isFolder, liveVolumes, maskVolume, meanOfFirst, movieFrames, movieThumbnails, niftiVolumes, syntheticThumbnails } from './sessionReaders.ts';
 import { readTruth, type SessionTruth } from '../analysis/truthFile.ts';
 
 export type { SessionTruth } from '../analysis/truthFile.ts';
@@ -68,6 +69,8 @@ export interface SessionSource {
   onset?: number;
   /** Frame rate of a movie given as a folder of images. */
   fps?: number;
+  /** Spatial smoothing FWHM in mm, over the session's smoothing_fwhm; 0: none. */
+  smoothingFwhm?: number;
 }
 
 /** How to run it: model, reduction, and the pipeline's own knobs. */
@@ -157,7 +160,13 @@ export async function resolveSessionConfig(source: SessionSource): Promise<Sessi
     atlasLabels: abs(source.atlasLabels, config.atlasLabels),
     tr: source.tr ?? config.tr,
     onset: source.onset ?? config.onset,
+    smoothingFwhm: source.smoothingFwhm === undefined ? config.smoothingFwhm : source.smoothingFwhm > 0 ? source.smoothingFwhm : null,
   };
+}
+
+/** The session's smoother on the data grid (only the mask's bounding box is computed), or null. */
+function smootherFor(config: SessionConfig, grid: Grid, mask: Uint8Array): SpatialSmoother | null {
+  return config.smoothingFwhm === null ? null : new SpatialSmoother({ grid, fwhm: config.smoothingFwhm, mask });
 }
 
 /** Opens a session from files (session.json and/or flags). */
@@ -200,13 +209,13 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
     let runLength: number | null;
     let headerTr: number | null;
     if ('dir' in run) {
-      volumes = liveVolumes(run, indices);
+      volumes = liveVolumes(run, indices, smootherFor(config, grid, mask));
       runLength = run.count;
       headerTr = run.headerTr;
       background = new Float32Array(grid.dims[0] * grid.dims[1] * grid.dims[2]);
       indices.forEach((g) => (background[g] = 1));
     } else {
-      volumes = niftiVolumes(run, indices);
+      volumes = niftiVolumes(run, indices, smootherFor(config, grid, mask));
       runLength = run.volumeCount;
       headerTr = run.header.tr;
       background = mean ? Float32Array.from(mean) : await meanOfFirst(run, 10);
@@ -241,11 +250,19 @@ export async function openSession(source: SessionSource, options: OpenOptions = 
 /**
  * A synthetic preset generated in memory and streamed, never written (the hcp7t bench):
  * volumes come from the generator, the mask and atlas are the phantom's, the truth is
- * in memory.
+ * in memory. `source.smoothingFwhm` smooths the volumes as a session.json's smoothing_fwhm does.
  */
-export async function openSyntheticSession(preset: PresetName, seed: number, options: OpenOptions = {}): Promise<OpenedSession> {
+export async function openSyntheticSession(
+  preset: PresetName,
+  seed: number,
+  options: OpenOptions = {},
+  source: Pick<SessionSource, 'smoothingFwhm'> = {},
+): Promise<OpenedSession> {
   const synth = createSyntheticSession({ preset, seed });
-  const config = parseSession({ fmri: '<synthetic>', tr: synth.tr, onset: synth.onset, preset, seed }, resolve(`${preset}.synthetic.json`));
+  const config = parseSession(
+    { fmri: '<synthetic>', tr: synth.tr, onset: synth.onset, preset, seed, smoothing_fwhm: source.smoothingFwhm ?? null },
+    resolve(`${preset}.synthetic.json`),
+  );
   const settings = { ...config.engine, ...options.engine };
   const indices = maskIndices(synth.mask);
   const atlas = atlasFromLabels({
@@ -255,10 +272,11 @@ export async function openSyntheticSession(preset: PresetName, seed: number, opt
     mask: synth.mask,
     table: synth.truth.networks.map((n, i) => ({ index: i + 1, name: n.name })),
   });
+  const masked = maskVolume(indices, smootherFor(config, synth.grid, synth.mask));
   const volumes: VolumeSource = {
     count: synth.nVolumes,
     voxels: indices.length,
-    read: async (k) => gather(synth.volume(k), indices),
+    read: async (k) => masked(synth.volume(k)),
     close: async () => {},
   };
   const truth: SessionTruth = {

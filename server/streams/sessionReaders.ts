@@ -1,6 +1,6 @@
 /**
- * The readers a session is opened with (session.ts): masked BOLD volumes from a 4D NIfTI
- * or a live folder, movie frames for the CNN stage at the model's input size, and the
+ * The readers a session is opened with (session.ts): masked BOLD volumes (smoothed first
+ * when the session sets smoothing_fwhm) from a 4D NIfTI or a live folder, movie frames for the CNN stage at the model's input size, and the
  * per-TR thumbnails the dashboard shows. Each adapts a source of the data layer
  * (server/io, sources.ts) to what the pipeline asks: random access by TR or frame index,
  * fastest in increasing order.
@@ -8,6 +8,7 @@
 import { stat } from 'node:fs/promises';
 import { SyncactError } from '../errors.ts';
 import type { FeatureExtractor } from '../engine/cnn/extractor.ts';
+import type { SpatialSmoother } from '../engine/spatialSmoothing.ts';
 import type { FrameSource } from '../engine/cnn/unitSeries.ts';
 import { movieFileHash } from '../io/featureCache.ts';
 import type { LiveFolder } from '../io/liveVolumes.ts';
@@ -98,8 +99,20 @@ export function sequentialReader<T extends { index: number }>(open: (start: numb
   };
 }
 
+/**
+ * What a volume on the grid becomes for the engine: smoothed over the whole grid when the
+ * session asks for it (nilearn's maskers smooth, then mask), then its masked voxels. The
+ * smoother writes into one buffer, reused: each result is gathered before the next read.
+ */
+export function maskVolume(indices: Uint32Array, smoother: SpatialSmoother | null = null): (grid: Float32Array) => Float32Array {
+  if (!smoother) return (grid) => gather(grid, indices);
+  const smoothed = new Float32Array(smoother.length);
+  return (grid) => gather(smoother.smooth(grid, smoothed), indices);
+}
+
 /** Masked volumes from a live folder, as they arrive (a jump back re-reads the files). */
-export function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSource {
+export function liveVolumes(live: LiveFolder, indices: Uint32Array, smoother: SpatialSmoother | null = null): VolumeSource {
+  const masked = maskVolume(indices, smoother);
   const reader = sequentialReader(
     (start) => live.volumes(start),
     (k) => new SyncactError('REPLAY_MISSING_VOLUME', `the live run ended before volume ${k}`, live.dir),
@@ -107,7 +120,7 @@ export function liveVolumes(live: LiveFolder, indices: Uint32Array): VolumeSourc
   return {
     count: live.count ?? Infinity,
     voxels: indices.length,
-    read: async (k) => gather((await reader.read(k)).data, indices),
+    read: async (k) => masked((await reader.read(k)).data),
     close: reader.close,
   };
 }
@@ -127,7 +140,8 @@ export async function isFolder(path: string): Promise<boolean> {
  * (a truncated file) fails the TR that needs it. A jump back reopens the stream there (a
  * .nii.gz re-inflates from the start).
  */
-export function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSource {
+export function niftiVolumes(image: NiftiImage, indices: Uint32Array, smoother: SpatialSmoother | null = null): VolumeSource {
+  const masked = maskVolume(indices, smoother);
   const reader = sequentialReader(
     (start) => image.volumes({ start }),
     (k) => new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path),
@@ -139,7 +153,7 @@ export function niftiVolumes(image: NiftiImage, indices: Uint32Array): VolumeSou
       if (!Number.isInteger(k) || k < 0 || k >= image.volumeCount) {
         throw new SyncactError('REPLAY_MISSING_VOLUME', `volume ${k} is not in the run (${image.volumeCount} volumes)`, image.path);
       }
-      return gather((await reader.read(k)).data, indices);
+      return masked((await reader.read(k)).data);
     },
     async close() {
       await reader.close();
