@@ -25,6 +25,7 @@ export const SESSION_OPTIONS = {
   'atlas-labels': { type: 'string' },
   tr: { type: 'string' },
   onset: { type: 'string' },
+  'smoothing-fwhm': { type: 'string' },
   'accept-tr': { type: 'boolean' },
   fps: { type: 'string' },
   'stop-at-movie-end': { type: 'boolean' },
@@ -48,6 +49,8 @@ export const SESSION_USAGE = `session (a session.json, or its fields as flags; f
   --atlas-labels F   its names table (TSV/CSV: index, name)
   --tr S             seconds per volume (default: the BOLD header's)
   --onset S          movie time at the start of volume 0 (default 0)
+  --smoothing-fwhm MM  Gaussian smoothing of each volume before masking, FWHM in mm
+                     (nilearn's smoothing_fwhm; default: the session's, else none; 0: none)
   --accept-tr        use --tr / the session's TR when the header disagrees
   --fps F            frame rate of a movie given as a folder of images
   --stop-at-movie-end  end at the movie's last TR (default: later TRs carry no frames)
@@ -124,7 +127,11 @@ export async function sessionFromArgs(
     tr,
     onset: v.onset === undefined ? undefined : numberOption(command, 'onset', v.onset, 0),
     fps: v.fps === undefined ? undefined : numberOption(command, 'fps', v.fps, NaN),
+    smoothingFwhm: v['smoothing-fwhm'] === undefined ? undefined : numberOption(command, 'smoothing-fwhm', v['smoothing-fwhm'], NaN),
   };
+  if (source.smoothingFwhm !== undefined && !(source.smoothingFwhm >= 0)) {
+    throw new SyncactError('CLI_USAGE', `${command}: --smoothing-fwhm must be a FWHM in mm ≥ 0 (0: none), got "${v['smoothing-fwhm']}"`);
+  }
   if (source.fps !== undefined && !(source.fps > 0)) throw new SyncactError('CLI_USAGE', `${command}: --fps must be a positive frame rate, got "${v.fps}"`);
   const layers = v.layers?.split(',').map((x) => x.trim()).filter(Boolean);
   let model: ModelSpec | undefined;
