@@ -191,7 +191,7 @@ export class SpatialSmoother {
   }
 
   /** Step 1 over a box: non-finite values become 0. */
-  private copyFinite(volume: ArrayLike<number>, dst: Float32Array, [[x0, x1], [y0, y1], [z0, z1]]: Box): void {
+  private copyFinite(volume: ArrayLike<number>, dst: Float32Array, [[x0, x1], [y0, y1], [z0, z1]]: Readonly<Box>): void {
     const [nx, ny] = this.dims;
     for (let z = z0; z <= z1; z++) {
       for (let y = y0; y <= y1; y++) {
