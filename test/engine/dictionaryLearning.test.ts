@@ -303,8 +303,68 @@ describe('OnlineDictionaryLearning: the surrogate objective', () => {
       if (rho === 80) expect(est.snapshot().scalars.scale).toBeGreaterThan(1e-3);
       const twin = batchSurrogate(dictionaryOf(est.snapshot()), p.voxels, xs, codes, penalties, lambda, rho);
       expect(Math.abs(est.surrogate() - twin)).toBeLessThan(1e-9 * twin);
+      expectReadOutTwin(est, xs, codes, rho);
     });
   }
+
+  /**
+   * Batch twin of atom(j)'s read-out from the kept samples and codes: with the weights
+   * w_i = ((i + 1)/n)^ρ (the newest sample weighs 1), A = Σ w α α', B = Σ w x α',
+   * u_j = (b_j − Σ_{l≠j} A_lj d_l)/A_jj, soft-thresholded at κ·√(Σw‖x‖²/(W·V))/√A_jj.
+   */
+  function expectReadOutTwin(est: OnlineDictionaryLearning, xs: Float64Array[], codes: Float64Array[], rho: number): void {
+    const V = est.voxels;
+    const n = xs.length;
+    const D = dictionaryOf(est.snapshot());
+    const A = new Float64Array(K * K);
+    const B = new Float64Array(K * V);
+    let W = 0;
+    let ss = 0;
+    xs.forEach((x, i) => {
+      const w = ((i + 1) / n) ** rho;
+      W += w;
+      for (let v = 0; v < V; v++) ss += w * x[v] * x[v];
+      for (let j = 0; j < K; j++) {
+        for (let l = 0; l < K; l++) A[j * K + l] += w * codes[i][j] * codes[i][l];
+        for (let v = 0; v < V; v++) B[j * V + v] += w * x[v] * codes[i][j];
+      }
+    });
+    let zeros = 0;
+    let kept = 0;
+    for (let j = 0; j < K; j++) {
+      const ajj = A[j * K + j];
+      expect(ajj).toBeGreaterThan(0);
+      const theta = (est.mapThreshold * Math.sqrt(ss / (W * V))) / Math.sqrt(ajj);
+      const map = est.atom(j);
+      let peak = 0;
+      const want = new Float64Array(V);
+      for (let v = 0; v < V; v++) {
+        let u = B[j * V + v];
+        for (let l = 0; l < K; l++) if (l !== j) u -= A[l * K + j] * D[l * V + v];
+        u /= ajj;
+        want[v] = Math.sign(u) * Math.max(Math.abs(u) - theta, 0);
+        peak = Math.max(peak, Math.abs(u));
+      }
+      for (let v = 0; v < V; v++) {
+        expect(Math.abs(map[v] - want[v])).toBeLessThan(1e-5 * peak); // float32 output
+        if (want[v] === 0) zeros++;
+        else kept++;
+      }
+    }
+    // The threshold is active, and leaves the networks.
+    expect(zeros).toBeGreaterThan(0);
+    expect(kept).toBeGreaterThan(0);
+  }
+
+  it('mapThreshold 0 reads out the dictionary atoms themselves', () => {
+    const p = plantedNetworks(8, K, 60, 0.3);
+    const est = run({ mapThreshold: 0 }, p.volumes, p.voxels);
+    const D = dictionaryOf(est.snapshot());
+    for (let j = 0; j < K; j++) {
+      const map = est.atom(j);
+      for (let v = 0; v < p.voxels; v++) expect(map[v]).toBe(Math.fround(D[j * p.voxels + v]));
+    }
+  });
 
   it('refine() passes never raise it and settle at a fixed point', () => {
     const p = plantedNetworks(7, K, 120, 0.3);

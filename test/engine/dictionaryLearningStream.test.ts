@@ -122,6 +122,8 @@ describe('OnlineDictionaryLearning: awkward volumes', () => {
       { atoms: 1.5 },
       { alpha: -1 },
       { mapSparsity: 1.2 },
+      { mapThreshold: -1 },
+      { mapThreshold: Infinity },
       { updateEvery: 0 },
       { burnIn: -1 },
       { forgetting: NaN },
@@ -169,7 +171,8 @@ describe('OnlineDictionaryLearning: atoms that fall out of use', () => {
       aa += a[i] * a[i];
       bb += b[i] * b[i];
     }
-    return ab / Math.sqrt(aa * bb);
+    // An all-zero map (an unused atom's read-out: nothing significant) matches nothing.
+    return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
   };
   it('restarts an atom left unused, which then finds the network no atom covered', () => {
     // Networks 0–3 given, the fifth atom a single voxel where no network is.
