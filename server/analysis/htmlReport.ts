@@ -2,8 +2,9 @@
  * report.html: the figures a paper would show, as one static, self-contained page (inline
  * SVG and CSS, no scripts, no fetches), readable from the file system in any browser:
  *  - the coupling matrix (final sliding-window r of every unit with every brain feature),
- *  - per layer, which annotation template (atlas network) its units couple with best,
- *    and the annotation of the GLM regressors' synchronized maps,
+ *  - per layer, which atlas network its units' own synchronized maps are annotated with
+ *    (q ≤ fdr_q; without unit maps, the network each unit couples with best), and the
+ *    annotation table,
  *  - linear CKA by layer depth (at the end of the run and over the run),
  *  - timelines of the strongest pairs.
  * Colours: ColorBrewer RdBu for signed values, Okabe–Ito/Tol for categories (svg.ts).
@@ -21,7 +22,13 @@ export function htmlReport(c: AnalysisContent): string {
   const lastTr = c.series.trs.length ? c.series.trs[c.series.trs.length - 1] : 0;
   const sections = [
     section('Coupling matrix', couplingMatrix(c), `Sliding-window Pearson r (window ${esc(String(settingOf(c, 'window')))} TRs) between each unit's HRF-convolved response and each brain feature at the last TR (${lastTr}). Dots: significant at that TR (circular-shift nulls, BH q ≤ ${esc(String(settingOf(c, 'fdrQ')))}). Grey: undefined.`),
-    section('Which networks each layer maps to', layerSummary(c) + annotationTable(c), 'Bars: for each layer, the share of its units whose strongest coupling (largest |r| at the last TR) is with each atlas network. Table: each GLM regressor\'s synchronized map (t-map) annotated with the template it matches best (spatial correlation), with its null p-value and BH q.'),
+    section(
+      'Which networks each layer maps to',
+      layerSummary(c) + annotationTable(c),
+      c.unitAnnotations.length > 0
+        ? `Bars: for each layer, the share of its units whose own synchronized map (t-map of the unit's GLM) is annotated with each atlas network at BH q ≤ ${esc(String(c.fdrQ))}; grey: no network at that level. Table: every unit's map with the template it matches best (spatial correlation), its null p-value and BH q across the units.`
+        : 'Bars: for each layer, the share of its units whose strongest coupling (largest |r| at the last TR) is with each atlas network (no unit maps in this run). Table: each GLM regressor\'s map (t-map) annotated with the template it matches best (spatial correlation), with its null p-value and BH q.',
+    ),
     section('Layer similarity (CKA) by depth', ckaByDepth(c) + ckaOverTime(c), 'Linear CKA between each layer\'s unit responses and the brain features, over the TRs seen so far; layers in tap order (shallow to deep).'),
     section('Timelines of the strongest pairs', timelines(c), 'For the most consistently significant pair of each brain feature (when none was significant, the largest |r| at the last TR, marked "not significant"): the sliding-window r over the run, and below it the two series it correlates, each z-scored over the run.'),
   ];
@@ -155,11 +162,23 @@ function layerSummary(c: AnalysisContent): string {
   const A = atlasFeatureCount(c);
   if (A <= 0 || (A === 1 && info.features[0] === 'global')) return '<p>No atlas: the units were coupled with the global signal and the learned networks only, and nothing was annotated.</p>';
   const layers = info.layers.map((l) => l.name);
-  const counts = layers.map(() => new Array<number>(A).fill(0));
+  // Category A (the last) is "no network at q ≤ fdr_q", used only with unit annotations.
+  const byAnnotation = c.unitAnnotations.length > 0;
+  const categories = byAnnotation ? A + 1 : A;
+  const counts = layers.map(() => new Array<number>(categories).fill(0));
   const totals = layers.map(() => 0);
+  const annotationOf = new Map(c.unitAnnotations.map((a) => [a.unit, a]));
   info.units.forEach((u, i) => {
     const l = layers.indexOf(u.layer);
     if (l < 0) return;
+    if (byAnnotation) {
+      const a = annotationOf.get(i);
+      if (!a) return;
+      const k = a.q <= c.fdrQ ? info.features.indexOf(a.label) : -1;
+      counts[l][k >= 0 && k < A ? k : A]++;
+      totals[l]++;
+      return;
+    }
     let best = -1;
     let bestAbs = -1;
     for (let f = 0; f < A; f++) {
@@ -175,41 +194,46 @@ function layerSummary(c: AnalysisContent): string {
     }
   });
   const rowH = 24;
-  const f = frame(WIDTH - 40, 60 + rowH * layers.length + 40 + Math.ceil(A / 5) * 18, { left: 110, top: 16, right: 24, bottom: 50 + Math.ceil(A / 5) * 18 });
+  const f = frame(WIDTH - 40, 60 + rowH * layers.length + 40 + Math.ceil(categories / 5) * 18, { left: 110, top: 16, right: 24, bottom: 50 + Math.ceil(categories / 5) * 18 });
   const x = scale(0, 1, f.left, f.right);
   const parts: string[] = [];
   const yOf = (l: number) => f.top + l * rowH + 4;
   const axisBottom = f.top + rowH * layers.length + 8;
   const g: typeof f = { ...f, bottom: axisBottom };
   parts.push(axes(g, { scale: x, ticks: ticks(0, 1, 5).map((v) => ({ value: v, label: String(v) })), label: '' }, { scale: () => NaN, ticks: [], label: '' }));
-  parts.push(`<text x="${px((f.left + f.right) / 2)}" y="${px(axisBottom + 32)}" text-anchor="middle" font-size="12">share of the layer's units whose strongest coupling is with the network (fraction of units)</text>`);
+  const what = byAnnotation ? `whose own map is annotated with the network at q ≤ ${c.fdrQ}` : 'whose strongest coupling is with the network';
+  parts.push(`<text x="${px((f.left + f.right) / 2)}" y="${px(axisBottom + 32)}" text-anchor="middle" font-size="12">share of the layer's units ${esc(what)} (fraction of units)</text>`);
+  const colour = (k: number) => (k === A ? '#bbbbbb' : CATEGORICAL[k % CATEGORICAL.length]);
+  const categoryName = (k: number) => (k === A ? `no network at q ≤ ${c.fdrQ}` : info.features[k]);
   const short = shortLayerNames(layers);
   layers.forEach((name, l) => {
     parts.push(`<text x="${f.left - 8}" y="${px(yOf(l) + (rowH - 6) / 2)}" text-anchor="end" dominant-baseline="middle" font-size="11">${esc(short[l])} (${totals[l]})<title>${esc(name)}</title></text>`);
     let acc = 0;
-    for (let k = 0; k < A; k++) {
+    for (let k = 0; k < categories; k++) {
       if (!counts[l][k]) continue;
       const share = counts[l][k] / totals[l];
-      parts.push(`<rect x="${px(x(acc))}" y="${px(yOf(l))}" width="${px(x(acc + share) - x(acc))}" height="${rowH - 6}" fill="${CATEGORICAL[k % CATEGORICAL.length]}" stroke="#fff" stroke-width="0.5"><title>${esc(name)} → ${esc(info.features[k])}: ${counts[l][k]} of ${totals[l]} units</title></rect>`);
+      parts.push(`<rect x="${px(x(acc))}" y="${px(yOf(l))}" width="${px(x(acc + share) - x(acc))}" height="${rowH - 6}" fill="${colour(k)}" stroke="#fff" stroke-width="0.5"><title>${esc(name)} → ${esc(categoryName(k))}: ${counts[l][k]} of ${totals[l]} units</title></rect>`);
       acc += share;
     }
   });
   // Legend.
   const legendY = axisBottom + 46;
-  for (let k = 0; k < A; k++) {
+  for (let k = 0; k < categories; k++) {
     const lx = f.left + (k % 5) * 170;
     const ly = legendY + Math.floor(k / 5) * 18;
-    parts.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${CATEGORICAL[k % CATEGORICAL.length]}"/><text x="${lx + 17}" y="${ly + 10}" font-size="11">${esc(info.features[k])}</text>`);
+    parts.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${colour(k)}"/><text x="${lx + 17}" y="${ly + 10}" font-size="11">${esc(categoryName(k))}</text>`);
   }
-  return svg({ width: f.width, height: legendY + Math.ceil(A / 5) * 18 + 8 }, parts.join(''), 'annotation summary per layer');
+  return svg({ width: f.width, height: legendY + Math.ceil(categories / 5) * 18 + 8 }, parts.join(''), 'annotation summary per layer');
 }
 
 function annotationTable(c: AnalysisContent): string {
-  if (c.annotations.length === 0) return '<p>No annotation (the session has no atlas).</p>';
-  const rows = c.annotations
+  const units = c.unitAnnotations.length > 0;
+  const list = units ? c.unitAnnotations : c.annotations;
+  if (list.length === 0) return '<p>No annotation (the session has no atlas).</p>';
+  const rows = list
     .map((a) => `<tr><td>${esc(regressorLayer(c.info, a.unit))}</td><td>${esc(unitName(c, a.unit))}</td><td>${esc(a.label)}</td><td>${a.sign > 0 ? '+' : '−'}</td><td>${fmt(a.score)}</td><td>${fmt(a.p)}</td><td>${fmt(a.q)}</td></tr>`)
     .join('');
-  return `<table><tr><th>layer</th><th>regressor</th><th>best template</th><th>sign</th><th>score (spatial r)</th><th>p</th><th>q (BH)</th></tr>${rows}</table>`;
+  return `<table><tr><th>layer</th><th>${units ? 'unit' : 'regressor'}</th><th>best template</th><th>sign</th><th>score (spatial r)</th><th>p</th><th>q (BH)</th></tr>${rows}</table>`;
 }
 
 function ckaByDepth(c: AnalysisContent): string {

@@ -9,10 +9,14 @@
  *                              measurements (trs_per_second, peak_rss_mb, timings: vary run to run)
  *   report.html                the figures (htmlReport.ts), self-contained
  *   [sub-S/[ses-X/]]func/<prefix>_…
- *     desc-<layer>_stat-t_statmap.nii.gz (+ .json)     4D, one t-map per GLM regressor of the layer
+ *     desc-<layer>_stat-t_statmap.nii.gz (+ .json)     4D, one t-map per mapped unit of the CNN
+ *                                                      layer: the unit's own GLM (unitMaps.ts)
  *     desc-<layer>_stat-beta_statmap.nii.gz (+ .json)  their betas
+ *     desc-glm<layer>_stat-{t,beta}_statmap.nii.gz (+ .json)  the joint GLM's regressors of
+ *                                                      the layer ("glmpca": the components)
  *     desc-fbn_components.nii.gz (+ .json)             the learned networks (dictionary atoms)
- *     desc-annotation_table.tsv      per GLM regressor: layer, unit, label, sign, score, p, q
+ *     desc-annotation_table.tsv      per mapped unit (per GLM regressor without unit maps):
+ *                                    layer, unit, label, sign, score, p, q
  *     desc-coupling_table.tsv        per (unit, feature): final r, p, q, significant, fraction
  *     desc-coupling_timeseries.tsv   sliding r over TRs, one column per coupled pair
  *     desc-cka_timeseries.tsv        CKA per layer over TRs
@@ -47,8 +51,10 @@ export interface AnalysisContent {
   engine: CouplingEngine;
   /** BIDS entities of the run (where its files go and how they are named). */
   entities: BidsEntities;
-  /** Units whose GLM maps are written (indices among the units). */
+  /** Units whose joint-GLM maps are written (indices among the units). */
   glmUnits: number[];
+  /** Units with their own map (session.mapUnits), written per CNN layer. */
+  mapUnits: number[];
   /** Learned networks (atoms) to write; 0 for none. */
   networks: number;
   final: TrState;
@@ -57,6 +63,10 @@ export interface AnalysisContent {
   /** Per pair, the fraction of scored TRs it was significant (NaN when none were scored). */
   fractionSignificant: Float64Array;
   annotations: AnnotationRow[];
+  /** Final annotation of the mapped units' own maps (empty without unit maps or atlas). */
+  unitAnnotations: AnnotationRow[];
+  /** BH level (engine fdr_q): an annotation with q at or below it labels its unit. */
+  fdrQ: number;
   /** Per-TR coupling and CKA (analyzeSession with keepSeries). */
   series: AnalysisSeries;
   /** The coupled pairs (columns of the coupling time series), strongest first. */
@@ -67,13 +77,13 @@ export interface AnalysisContent {
 
 /** BIDS-style column descriptions of the tables (sidecar JSON beside each TSV). */
 const ANNOTATION_COLUMNS = {
-  layer: { Description: 'CNN layer of the GLM regressor ("pca" for principal components of all units)' },
-  unit: { Description: 'the regressor: "layer:channel", or the component name (pc1, …)' },
-  label: { Description: 'the atlas network whose map best matches the regressor\'s t-map (largest |spatial r| inside the mask)' },
+  layer: { Description: 'CNN layer of the unit (with unit maps "none": of the GLM regressor, "pca" for principal components of all units)' },
+  unit: { Description: 'the unit, "layer:channel" (with unit maps "none": the regressor, or the component name pc1, …)' },
+  label: { Description: 'the atlas network whose map best matches the unit\'s synchronized t-map (its own GLM; largest |spatial r| inside the mask)' },
   sign: { Description: 'sign of that spatial correlation (-1: the map is the network\'s negative)' },
   score: { Description: '|spatial Pearson r| between the t-map and the network map' },
   p: { Description: 'p-value against smoothness-matched Gaussian random field nulls, each scored by its best |r| over all networks' },
-  q: { Description: 'Benjamini-Hochberg q across the regressors' },
+  q: { Description: 'Benjamini-Hochberg q across the annotated units' },
 };
 
 const COUPLING_COLUMNS = {
@@ -121,32 +131,53 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
 
     await putJson(ANALYSIS_FILES.description, datasetDescription(SOFTWARE_VERSION, info.name));
 
-    // GLM maps, one 4D stack per layer of the regressors (components form the layer "pca").
+    /** A layer's t and beta stacks and their sidecars: each unit's own map, or the joint GLM's regressors. */
+    const putStack = async (tName: string, betaName: string, layer: string, units: number[], model: 'unit' | 'glm', dof: number) => {
+      const volumes = units.map(unitName);
+      const read = (u: number, stat: 't' | 'beta') =>
+        model === 'unit' ? (stat === 't' ? engine.unitTmap(u) : engine.unitBetas(u)) : stat === 't' ? engine.tmap(u) : engine.betas(u);
+      for (const stat of ['t', 'beta'] as const) {
+        const file = stat === 't' ? tName : betaName;
+        const name = `${folder}/${file}`;
+        const what = model === 'unit' ? 'unit maps' : 'GLM';
+        await writeNifti(join(partial, name), stack(units.map((u) => read(u, stat))), {
+          ...spatial,
+          dims: [...info.grid.dims, units.length],
+          description: `syncact ${what} ${stat === 't' ? 't-maps' : 'betas'} ${layer}: ${volumes.join(' ')}`.slice(0, 79),
+          intent: stat === 't' ? { code: 3, name: 'ttest', p1: dof } : { code: 1001, name: 'beta' }, // NIFTI_INTENT_TTEST (p1 = dof) / ESTIMATE
+        });
+        written.push(name);
+        await putJson(`${folder}/${sidecarName(file)}`, {
+          Layer: layer,
+          Model: model === 'unit' ? 'per-unit GLM' : 'joint GLM',
+          Statistic: stat === 't' ? 'T' : 'beta',
+          Volumes: volumes,
+          ...(stat === 't' ? { DegreesOfFreedom: dof } : {}),
+          Description:
+            model === 'unit'
+              ? `each unit's synchronized map: the voxelwise GLM of the BOLD on that unit's HRF-convolved response alone, with intercept and drift (${stat === 't' ? 't statistic' : 'coefficient'}); 0 outside the mask`
+              : `joint voxelwise GLM of all regressors (recursive least squares): ${stat === 't' ? 't statistic' : 'coefficient'} of each regressor's HRF-convolved response; 0 outside the mask`,
+        });
+      }
+    };
+
+    // Unit maps: one 4D stack per CNN layer of its mapped units, each unit's own GLM.
+    const cnnLayers = info.layers.map((l) => l.name);
+    const cnnLabels = layerLabels(cnnLayers);
+    const mapped = cnnLayers.map((layer) => c.mapUnits.filter((u) => info.units[u].layer === layer));
+    const unitDof = engine.unitMapsDegreesOfFreedom();
+    for (const [l, layer] of cnnLayers.entries()) {
+      if (mapped[l].length === 0) continue;
+      await putStack(names.statmap(cnnLabels[l], 't'), names.statmap(cnnLabels[l], 'beta'), layer, mapped[l], 'unit', unitDof);
+    }
+    // The joint GLM's maps, one stack per layer of its regressors (components: "pca"), under desc-glm<layer>.
     const byLayer = new Map<string, number[]>();
     for (const u of c.glmUnits) byLayer.set(regressorLayer(info, u), [...(byLayer.get(regressorLayer(info, u)) ?? []), u]);
     const layers = [...byLayer.keys()];
     const labels = layerLabels(layers);
     const dof = engine.degreesOfFreedom();
     for (const [l, layer] of layers.entries()) {
-      const units = byLayer.get(layer) as number[];
-      const volumes = units.map(unitName);
-      for (const stat of ['t', 'beta'] as const) {
-        const name = `${folder}/${names.statmap(labels[l], stat)}`;
-        await writeNifti(join(partial, name), stack(units.map((u) => (stat === 't' ? engine.tmap(u) : engine.betas(u)))), {
-          ...spatial,
-          dims: [...info.grid.dims, units.length],
-          description: `syncact GLM ${stat === 't' ? 't-maps' : 'betas'} ${layer}: ${volumes.join(' ')}`.slice(0, 79),
-          intent: stat === 't' ? { code: 3, name: 'ttest', p1: dof } : { code: 1001, name: 'beta' }, // NIFTI_INTENT_TTEST (p1 = dof) / ESTIMATE
-        });
-        written.push(name);
-        await putJson(`${folder}/${sidecarName(names.statmap(labels[l], stat))}`, {
-          Layer: layer,
-          Statistic: stat === 't' ? 'T' : 'beta',
-          Volumes: volumes,
-          ...(stat === 't' ? { DegreesOfFreedom: dof } : {}),
-          Description: `voxelwise GLM (recursive least squares) ${stat === 't' ? 't statistic' : 'coefficient'} of each regressor's HRF-convolved response; 0 outside the mask`,
-        });
-      }
+      await putStack(names.statmap(`glm${labels[l]}`, 't'), names.statmap(`glm${labels[l]}`, 'beta'), layer, byLayer.get(layer) as number[], 'glm', dof);
     }
     if (c.networks > 0) {
       const name = `${folder}/${names.networks}`;
@@ -164,7 +195,7 @@ export async function writeAnalysis(outDir: string, c: AnalysisContent): Promise
       });
     }
     const tables: [string, string, Record<string, unknown>][] = [
-      [names.annotation, annotationTable(info, c.annotations), ANNOTATION_COLUMNS],
+      [names.annotation, annotationTable(info, c.mapUnits.length > 0 ? c.unitAnnotations : c.annotations), ANNOTATION_COLUMNS],
       [names.coupling, couplingTable(info, c.final, c.finalP, c.fractionSignificant), COUPLING_COLUMNS],
       [names.couplingSeries, couplingSeriesTable(c.series, info.tr, c.pairs), seriesColumns('unit@feature', 'sliding-window Pearson r of the unit\'s HRF-convolved response with the brain feature over the last `window` TRs (a coupled pair: significant in at least half of the scored TRs)')],
       [names.ckaSeries, ckaSeriesTable(c.series, info.tr, info.layers.map((x) => x.name)), seriesColumns('<layer>', 'linear CKA between the layer\'s unit responses and the brain features over the TRs so far (0–1)')],

@@ -21,14 +21,19 @@
  * least half of the TRs after every lagged null is ready. Only atlas features that name
  * a planted network are scored (learned networks have no planted identity).
  *
- * map_correlation: for each driver with planted maps, the GLM regressor that tracks its
- * drive best (largest |ρ|); the spatial r of that regressor's final t-map, signed by ρ,
- * with the planted map (Σ sign·map of the driven networks); the mean over drivers.
- * annotation_accuracy: the same regressor per driver, labelled with one of the driver's
- * networks and the planted sign (times the sign of ρ); the fraction of drivers.
- * annotation_false_labels: every annotated regressor (not only the drivers' best) labelled
- * at q ≤ 0.05 with a null network (one nothing drives) is a false label; count and
- * fraction of the labels at q ≤ 0.05.
+ * map_correlation, with unit maps (`unitMaps`: each unit's own GLM map, unitMaps.ts): for
+ * each driver with planted maps, the mapped units that are its proxies (|ρ| ≥ PROXY_R,
+ * as above); the spatial r of each one's final t-map, signed by its ρ, with the planted
+ * map (Σ sign·map of the driven networks); averaged over the driver's proxies, then over
+ * the drivers that have any (`drivers_without_proxy` lists the others).
+ * annotation_accuracy: the same proxy units, each labelled with one of its driver's
+ * networks and the planted sign (times the sign of ρ) or not; the fraction correct per
+ * driver, averaged over drivers (so a driver with 30 proxies does not outweigh one with 1).
+ * Without unit maps (session unit_maps "none"), both use the joint GLM's regressor that
+ * tracks each driver best (largest |ρ|) instead, one per driver (`source` says which).
+ * annotation_false_labels: every annotated map (units, or regressors without unit maps)
+ * labelled at q ≤ 0.05 with a null network (one nothing drives) is a false label; count
+ * and fraction of the labels at q ≤ 0.05.
  *
  * A run in which no TR was scored (too short for any lagged null: see significance.ts)
  * has no detections to score: sensitivity and false_positive_rate are NaN (null in
@@ -53,6 +58,10 @@ export interface TruthBlock {
   false_positive_rate: number;
   map_correlation: number;
   annotation_accuracy: number;
+  /** Whose maps were scored: each proxy unit's own map, or the joint GLM's regressors. */
+  source: 'unit_maps' | 'glm_regressors';
+  /** Drivers with no proxy among the mapped units (not in map_correlation or annotation_accuracy). */
+  drivers_without_proxy: string[];
   /** Regressors labelled at q ≤ alpha with a null network (see the file comment). */
   annotation_false_labels: {
     count: number;
@@ -98,6 +107,11 @@ export interface TruthInputs {
   maskIndices: Uint32Array;
   /** Final annotation of the GLM regressors (empty when annotation is off). */
   annotations: AnnotationRow[];
+  /**
+   * Each mapped unit's own map and its final annotation (empty when annotation is off):
+   * when given with units, maps and annotation are scored on the proxy units' own maps.
+   */
+  unitMaps?: { units: number[]; tmap: (unit: number) => Float32Array; annotations: AnnotationRow[] };
   /** q at or below which an annotation counts as a label (default 0.05). */
   annotationAlpha?: number;
 }
@@ -159,8 +173,13 @@ export function truthBlock(o: TruthInputs): TruthBlock {
   const keep = (m: Uint8Array) => Uint8Array.from(m.filter((_, j) => scored[j] === 1));
   const det = scoreDetections(keep(detected), keep(planted));
 
-  // Maps: the regressor that tracks each driver best.
-  const maps = drivers.map((d) => {
+  const useUnits = (o.unitMaps?.units.length ?? 0) > 0;
+  // Per driver, the maps scored: its proxies' own maps, or the regressor tracking it best.
+  const picks = drivers.map((d) => {
+    if (useUnits) {
+      const units = (o.unitMaps as NonNullable<TruthInputs['unitMaps']>).units;
+      return units.filter((i) => Math.abs(best[i].r) >= PROXY_R && best[i].feature === d.name).map((i) => ({ unit: i, r: best[i].r }));
+    }
     let pick = o.glmUnits[0];
     let r = 0;
     for (const g of o.glmUnits) {
@@ -170,41 +189,55 @@ export function truthBlock(o: TruthInputs): TruthBlock {
         pick = g;
       }
     }
-    const plantedMaps = plantedMap(o.truth.networks, d.name, Int32Array.from(o.maskIndices));
-    const t = o.tmap(pick);
-    const signed = Float32Array.from(t, (v) => (r < 0 ? -v : v));
-    return { feature: d.name, unit: pick, regressor: o.unitNames[pick], r_with_drive: r, map_r: mapCorrelation(signed, plantedMaps) };
+    return [{ unit: pick, r }];
   });
-  const mapR = maps.map((m) => m.map_r).filter(Number.isFinite);
+  const tmapOf = useUnits ? (o.unitMaps as NonNullable<TruthInputs['unitMaps']>).tmap : o.tmap;
+  const maps = drivers.flatMap((d, j) => {
+    const plantedMaps = plantedMap(o.truth.networks, d.name, Int32Array.from(o.maskIndices));
+    return picks[j].map(({ unit, r }) => {
+      const signed = Float32Array.from(tmapOf(unit), (v) => (r < 0 ? -v : v));
+      return { feature: d.name, unit, regressor: o.unitNames[unit], r_with_drive: r, map_r: mapCorrelation(signed, plantedMaps) };
+    });
+  });
+  const perDriver = (values: { feature: string; value: number }[]) => {
+    const means = drivers
+      .map((d) => values.filter((v) => v.feature === d.name && Number.isFinite(v.value)).map((v) => v.value))
+      .filter((xs) => xs.length > 0)
+      .map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length);
+    return means.length ? means.reduce((a, b) => a + b, 0) / means.length : NaN;
+  };
 
-  // Annotation of the same regressor per driver: one of the driver's networks, with the
-  // network's sign times the sign of the regressor's ρ with the drive.
-  const byUnit = new Map(o.annotations.map((a) => [a.unit, a]));
-  const annotations = maps.flatMap((m, j) => {
+  // Annotation of the same maps: one of the driver's networks, with the network's sign
+  // times the sign of the map's ρ with the drive.
+  const annotated = useUnits ? (o.unitMaps as NonNullable<TruthInputs['unitMaps']>).annotations : o.annotations;
+  const byUnit = new Map(annotated.map((a) => [a.unit, a]));
+  const annotations = maps.flatMap((m) => {
     const a = byUnit.get(m.unit);
     if (!a) return [];
     const s = m.r_with_drive < 0 ? -1 : 1;
-    const expected = o.truth.networks.filter((n) => n.driver === drivers[j].name).map((n) => ({ name: n.name, sign: n.sign * s }));
+    const expected = o.truth.networks.filter((n) => n.driver === m.feature).map((n) => ({ name: n.name, sign: n.sign * s }));
     const correct = expected.some((e) => e.name === a.label && e.sign === a.sign);
     return [{ regressor: m.regressor, feature: m.feature, label: a.label, sign: a.sign, expected: expected.map((e) => `${e.sign < 0 ? '-' : '+'}${e.name}`), correct }];
   });
 
   const alpha = o.annotationAlpha ?? 0.05;
-  const falseLabels = falseAnnotationLabels(o.annotations, o.truth.networks, alpha);
+  const falseLabels = falseAnnotationLabels(annotated, o.truth.networks, alpha);
   // Nothing scored is no finding, not a sensitivity of 0.
   const scoredAny = o.tally.count > 0;
   return {
     sensitivity: scoredAny ? det.sensitivity : NaN,
     false_positive_rate: scoredAny ? det.falsePositiveRate : NaN,
-    map_correlation: mapR.length ? mapR.reduce((a, b) => a + b, 0) / mapR.length : NaN,
-    annotation_accuracy: annotations.length ? annotations.filter((a) => a.correct).length / annotations.length : NaN,
+    map_correlation: perDriver(maps.map((m) => ({ feature: m.feature, value: m.map_r }))),
+    annotation_accuracy: perDriver(annotations.map((a) => ({ feature: a.feature, value: a.correct ? 1 : 0 }))),
+    source: useUnits ? 'unit_maps' : 'glm_regressors',
+    drivers_without_proxy: drivers.filter((_, j) => picks[j].length === 0).map((d) => d.name),
     annotation_false_labels: {
       count: falseLabels.count,
       labelled: falseLabels.labelled,
       fraction: falseLabels.fraction,
       alpha,
       labels: falseLabels.indices.map((i) => {
-        const a = o.annotations[i];
+        const a = annotated[i];
         return { regressor: o.unitNames[a.unit], label: a.label, q: a.q };
       }),
     },

@@ -23,9 +23,13 @@ Runs the whole Sync-ACT analysis as fast as the machine allows (the replay pipel
                     timelines of the strongest pairs (static, open it in a browser)
   [sub-S/[ses-X/]]func/[sub-S_][ses-X_]task-T[_run-R]_…  (entities from session.json)
     desc-LAYER_stat-t_statmap.nii.gz, desc-LAYER_stat-beta_statmap.nii.gz (+ .json)
-                    4D t-maps and betas of the layer's GLM regressors ("pca": components)
+                    4D, one volume per unit of the CNN layer: each unit's own synchronized
+                    map (its GLM with intercept and drift; --unit-maps picks the units)
+    desc-glmLAYER_stat-t_statmap.nii.gz, desc-glmLAYER_stat-beta_statmap.nii.gz (+ .json)
+                    the joint GLM of the regressors, per layer ("glmpca": the components)
     desc-fbn_components.nii.gz (+ .json)  the learned networks (4D)
-    desc-annotation_table.tsv   layer, unit, label, sign, score, p, q
+    desc-annotation_table.tsv   per unit: layer, unit, label, sign, score, p, q (its own
+                                map against the atlas networks; BH q across the units)
     desc-coupling_table.tsv     per unit and feature: final r, p, q, fraction significant
     desc-coupling_timeseries.tsv  sliding r over TRs, one column per coupled pair
     desc-cka_timeseries.tsv     CKA per layer over TRs
@@ -98,11 +102,14 @@ export const analyze: Command = {
         series: run.series as AnalysisSeries,
         pairs: coupledPairs(session, run),
         glmUnits: session.glmUnits,
+        mapUnits: session.mapUnits,
         networks: session.networks,
         final: run.final,
         finalP: run.finalP,
         fractionSignificant: run.fractionSignificant,
         annotations: run.annotations,
+        unitAnnotations: run.unitAnnotations,
+        fdrQ: session.settings.fdrQ,
         report,
       });
       say(`${run.trs} TRs in ${run.seconds.toFixed(1)} s (${run.trsPerSecond.toFixed(1)} TR/s), peak RSS ${run.peakRssMb.toFixed(0)} MiB`);

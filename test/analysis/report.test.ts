@@ -2,8 +2,8 @@
  * `analyze --out` as a derivatives folder, end to end on the tiny session: a rerun (cold
  * feature cache, then warm) writes the same bytes in every file but report.json, and
  * report.json differs only in its run measurements (TR/s, peak memory, timings); the
- * per-layer stacks hold the engine's maps of that layer's regressors and their sidecars
- * name them; the time series agree with the report; the HTML report is self-contained.
+ * per-layer stacks hold each unit's own map (desc-<layer>) and the joint GLM's maps of
+ * the layer's regressors (desc-glm<layer>), and their sidecars name them; the time series agree with the report; the HTML report is self-contained.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,7 +87,7 @@ describe('analyze --out: derivatives folder', () => {
         'report.json',
         ...['annotation_table', 'cka_timeseries', 'coupling_table', 'coupling_timeseries'].flatMap((f) => [`${func}desc-${f}.tsv`, `${func}desc-${f}.json`]),
         ...['fbn_components.json', 'fbn_components.nii.gz'].map((f) => `${func}desc-${f}`),
-        ...['c1', 'color', 's1'].flatMap((l) => ['t', 'beta'].flatMap((s) => [`${func}desc-${l}_stat-${s}_statmap.json`, `${func}desc-${l}_stat-${s}_statmap.nii.gz`])),
+        ...['s1', 'c1', 's2', 'c2', 'color', 'motion', 'glmc1', 'glmcolor', 'glms1'].flatMap((l) => ['t', 'beta'].flatMap((s) => [`${func}desc-${l}_stat-${s}_statmap.json`, `${func}desc-${l}_stat-${s}_statmap.nii.gz`])),
       ].sort(),
     );
     const report = JSON.parse(first.get('report.json')!.toString());
@@ -97,17 +97,21 @@ describe('analyze --out: derivatives folder', () => {
     expect(report.session.entities).toEqual({ subject: '07', session: null, task: 'movie', run: '2' });
     expect(Object.keys(report).filter((k) => (RUN_MEASUREMENTS as readonly string[]).includes(k)).sort()).toEqual([...RUN_MEASUREMENTS].sort());
 
-    // The c1 stack: the engine's t-maps of c1:8 and c1:9, named in the sidecar.
-    const side = JSON.parse(first.get(`${func}desc-c1_stat-t_statmap.json`)!.toString());
-    expect(side).toMatchObject({ Layer: 'c1', Statistic: 'T', Volumes: ['c1:8', 'c1:9'] });
+    // The joint GLM's c1 stack: its t-maps of the regressors c1:8 and c1:9, named in the sidecar.
+    const side = JSON.parse(first.get(`${func}desc-glmc1_stat-t_statmap.json`)!.toString());
+    expect(side).toMatchObject({ Layer: 'c1', Model: 'joint GLM', Statistic: 'T', Volumes: ['c1:8', 'c1:9'] });
+    // The unit maps' c1 stack: every c1 unit's own t-map.
+    const unitSide = JSON.parse(first.get(`${func}desc-c1_stat-t_statmap.json`)!.toString());
+    expect(unitSide).toMatchObject({ Layer: 'c1', Model: 'per-unit GLM', Statistic: 'T', Volumes: Array.from({ length: 16 }, (_, c) => `c1:${c}`) });
     const s = await openSession({ session: sessionFile }, { framesPerTr: 2, units: [0, 40, 41, 130], cacheDir: cache });
     try {
       const r = await analyzeSession(s, { annotateEvery: 100, keepSeries: true });
       expect(side.DegreesOfFreedom).toBe(s.engine.degreesOfFreedom());
-      const img = await openNifti(join(out, `${func}desc-c1_stat-t_statmap.nii.gz`));
+      expect(unitSide.DegreesOfFreedom).toBe(s.engine.unitMapsDegreesOfFreedom());
+      const img = await openNifti(join(out, `${func}desc-glmc1_stat-t_statmap.nii.gz`));
       expect(img.header.dims).toEqual([12, 14, 12, 2]);
       // A stack of maps, not a run: NIFTI_UNITS_MM with no time unit (bits 0x38), pixdim[4] = 1.
-      for (const f of [`${func}desc-c1_stat-t_statmap.nii.gz`, `${func}desc-c1_stat-beta_statmap.nii.gz`, `${func}desc-fbn_components.nii.gz`]) {
+      for (const f of [`${func}desc-glmc1_stat-t_statmap.nii.gz`, `${func}desc-c1_stat-beta_statmap.nii.gz`, `${func}desc-fbn_components.nii.gz`]) {
         const raw = gunzipSync(first.get(f)!);
         expect(raw[123] & 0x38).toBe(0);
         expect(raw[123]).toBe(2);
@@ -120,6 +124,13 @@ describe('analyze --out: derivatives folder', () => {
         expect(Array.from(s.maskIndices, (g) => vol[g])).toEqual(Array.from(s.engine.tmap(u)));
       }
       await img.close();
+      const units = await openNifti(join(out, `${func}desc-c1_stat-t_statmap.nii.gz`));
+      expect(units.header.dims).toEqual([12, 14, 12, 16]);
+      for (const j of [0, 9, 15]) {
+        const vol = await units.readVolume(j);
+        expect(Array.from(s.maskIndices, (g) => vol[g])).toEqual(Array.from(s.engine.unitTmap(32 + j)));
+      }
+      await units.close();
 
       // CKA series: one row per TR, its last row the report's final CKA.
       const cka = first.get(`${func}desc-cka_timeseries.tsv`)!.toString().trim().split('\n');
@@ -138,7 +149,9 @@ describe('analyze --out: derivatives folder', () => {
 
     const ann = first.get(`${func}desc-annotation_table.tsv`)!.toString().trim().split('\n');
     expect(ann[0]).toBe('layer\tunit\tlabel\tsign\tscore\tp\tq');
-    expect(ann.slice(1).map((l) => l.split('\t').slice(0, 2).join(' '))).toEqual(['s1 s1:0', 'c1 c1:8', 'c1 c1:9', 'color color:2']);
+    // One row per unit (its own map), in unit order.
+    expect(ann).toHaveLength(1 + 141);
+    expect(ann.slice(1).map((l) => l.split('\t').slice(0, 2).join(' ')).filter((_, i) => [0, 40, 41, 130].includes(i))).toEqual(['s1 s1:0', 'c1 c1:8', 'c1 c1:9', 'color color:2']);
 
     // Every TSV column is described in its sidecar (BIDS practice).
     for (const table of ['annotation_table', 'coupling_table', 'cka_timeseries', 'coupling_timeseries']) {
@@ -161,5 +174,18 @@ describe('analyze --out: derivatives folder', () => {
     for (const label of ['Coupling matrix', 'Which networks each layer maps to', 'CKA', 'Timelines of the strongest pairs', 'time from run start (s)', 'linear CKA (0–1)', 'Pearson r (unitless)', 'sliding r']) expect(html).toContain(label);
     // Every unit × feature cell of the matrix is drawn.
     expect((html.match(/<rect [^>]*><title>[^<]* · [^<]*: r = /g) ?? []).length).toBe(145 * 15);
+    // Networks per layer from each unit's own annotation: the bars of a layer count all its
+    // units (labelled at q ≤ fdr_q, or grey), and the summed counts agree with report.json.
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(html).toContain('whose own map is annotated with the network at q ≤ 0.05');
+    const bars = [...html.matchAll(/<title>([^<→]+) → ([^<]+): (\d+) of (\d+) units<\/title>/g)];
+    for (const l of report.summary.layers as { name: string; channels: number }[]) {
+      const mine = bars.filter((m) => m[1] === l.name);
+      expect(mine.reduce((a, m) => a + Number(m[3]), 0), l.name).toBe(l.channels);
+      for (const m of mine) {
+        const labelled = report.summary.annotations.filter((a: { unit: string; label: string; q: number }) => a.unit.startsWith(`${l.name}:`) && a.q <= 0.05 && a.label === m[2]).length;
+        if (!m[2].startsWith('no network')) expect(Number(m[3]), `${l.name} → ${m[2]}`).toBe(labelled);
+      }
+    }
   });
 });

@@ -115,6 +115,40 @@ describe('truth block', () => {
     expect(wrong.annotation_accuracy).toBe(0);
   });
 
+  it('with unit maps: every proxy unit of a driver is scored on its own map, averaged per driver', () => {
+    // u0 = a with map +mapA, u1 = −a with map −mapA·0.5 + a ramp (a worse map), u3 (half a)
+    // is no proxy; u2 proxies b, which drives nothing (not scored).
+    const ramp = Float32Array.from({ length: V }, (_, v) => v / V);
+    const own = new Map<number, Float32Array>([
+      [0, mapA.slice()],
+      [1, Float32Array.from(mapA, (x, v) => -0.5 * x + ramp[v])],
+      [2, ramp],
+      [3, mapA.slice()],
+    ]);
+    const unitAnnotations = [
+      { unit: 0, label: 'A', sign: 1 as const, score: 0.9, p: 0.01, q: 0.01 },
+      { unit: 1, label: 'A', sign: 1 as const, score: 0.5, p: 0.01, q: 0.02 }, // wrong sign for −a
+      { unit: 2, label: 'N', sign: 1 as const, score: 0.4, p: 0.01, q: 0.03 }, // a false label
+      { unit: 3, label: 'A', sign: 1 as const, score: 0.4, p: 0.01, q: 0.04 },
+    ];
+    const t = truthBlock({ ...inputs(() => false), unitMaps: { units: [0, 1, 2, 3], tmap: (u) => own.get(u) as Float32Array, annotations: unitAnnotations } });
+    expect(t.source).toBe('unit_maps');
+    expect(t.maps.map((m) => m.regressor)).toEqual(['u0', 'u1']);
+    const r1 = pearson(Float64Array.from(own.get(1) as Float32Array, (x) => -x), Float64Array.from(mapA));
+    expect(t.maps[0].map_r).toBeCloseTo(1, 6);
+    expect(t.maps[1].map_r).toBeCloseTo(r1, 6);
+    expect(t.map_correlation).toBeCloseTo((1 + r1) / 2, 6);
+    expect(t.annotations.map((a) => a.correct)).toEqual([true, false]);
+    expect(t.annotation_accuracy).toBe(0.5);
+    expect(t.annotation_false_labels).toMatchObject({ count: 1, labelled: 4, labels: [{ regressor: 'u2', label: 'N', q: 0.03 }] });
+    expect(t.drivers_without_proxy).toEqual([]);
+    // Mapped units that proxy no driver: the driver is listed, and nothing is averaged.
+    const none = truthBlock({ ...inputs(() => false), unitMaps: { units: [2, 3], tmap: (u) => own.get(u) as Float32Array, annotations: [] } });
+    expect(none.drivers_without_proxy).toEqual(['a']);
+    expect(none.map_correlation).toBeNaN();
+    expect(none.annotation_accuracy).toBeNaN();
+  });
+
   it('a regressor labelled with a null network at q ≤ 0.05 is a false label', () => {
     const base = inputs(() => false);
     const clean = truthBlock(base);

@@ -4,7 +4,7 @@
  * pipeline's maps, coupling table equal to the final state), and that a failed run never
  * leaves a folder that looks complete.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -55,7 +55,7 @@ describe('syncact analyze', () => {
     const func = (name: string) => join(out, 'func', `task-movie_${name}`);
     expect(existsSync(join(out, 'timings.json'))).toBe(false);
     for (const f of ['report.json', 'report.html', 'dataset_description.json']) expect(existsSync(join(out, f))).toBe(true);
-    for (const f of ['desc-pca_stat-t_statmap.nii.gz', 'desc-pca_stat-beta_statmap.nii.gz', 'desc-fbn_components.nii.gz', 'desc-coupling_table.tsv', 'desc-annotation_table.tsv']) expect(existsSync(func(f))).toBe(true);
+    for (const f of ['desc-glmpca_stat-t_statmap.nii.gz', 'desc-glmpca_stat-beta_statmap.nii.gz', 'desc-s1_stat-t_statmap.nii.gz', 'desc-fbn_components.nii.gz', 'desc-coupling_table.tsv', 'desc-annotation_table.tsv']) expect(existsSync(func(f))).toBe(true);
     expect(existsSync(`${out}.partial`)).toBe(false);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(report.summary.trs).toBe(60);
@@ -82,7 +82,7 @@ describe('syncact analyze', () => {
     try {
       expect(s.cnn.cacheHit).toBe(true);
       const r = await analyzeSession(s, { annotateEvery: 100 });
-      const img = await openNifti(func('desc-pca_stat-t_statmap.nii.gz'));
+      const img = await openNifti(func('desc-glmpca_stat-t_statmap.nii.gz'));
       expect(img.header.dims).toEqual([12, 14, 12, s.glmUnits.length]);
       for (const [j, u] of s.glmUnits.entries()) {
         const vol = await img.readVolume(j);
@@ -91,6 +91,22 @@ describe('syncact analyze', () => {
         expect(Array.from(got)).toEqual(Array.from(want));
       }
       await img.close();
+      // Every CNN unit has its own map by default, one stack per layer: the motion layer's
+      // stack holds each motion unit's own t-map (and the betas beside it).
+      expect(s.mapUnits).toEqual(Array.from({ length: s.cnn.units }, (_, u) => u));
+      const motion = s.mapUnits.filter((u) => s.info.units[u].layer === 'motion');
+      expect(motion.length).toBeGreaterThan(1);
+      for (const [stat, read] of [['t', (u: number) => s.engine.unitTmap(u)], ['beta', (u: number) => s.engine.unitBetas(u)]] as const) {
+        const stack = await openNifti(func(`desc-motion_stat-${stat}_statmap.nii.gz`));
+        expect(stack.header.dims).toEqual([12, 14, 12, motion.length]);
+        for (const [j, u] of motion.entries()) {
+          const vol = await stack.readVolume(j);
+          expect(Array.from(s.maskIndices, (g) => vol[g])).toEqual(Array.from(read(u)));
+        }
+        await stack.close();
+      }
+      const side = JSON.parse(readFileSync(func('desc-motion_stat-t_statmap.json'), 'utf8'));
+      expect(side).toMatchObject({ Layer: 'motion', Model: 'per-unit GLM', Volumes: motion.map((u) => `motion:${s.info.units[u].channel}`), DegreesOfFreedom: 60 - s.engine.extras - 1 });
       const rows = readFileSync(func('desc-coupling_table.tsv'), 'utf8').trim().split('\n');
       const F = s.info.features.length;
       expect(rows).toHaveLength(1 + s.info.units.length * F);
@@ -102,10 +118,39 @@ describe('syncact analyze', () => {
         if (Number.isFinite(want)) expect(Number(cell)).toBeCloseTo(want, 5);
         else expect(cell).toBe('n/a');
       }
-      expect(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).summary.annotations.length).toBe(s.glmUnits.length);
+      // One annotation per unit (its own map), BH across the units; the regressors' apart.
+      const summary = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).summary;
+      expect(summary.annotations.length).toBe(s.cnn.units);
+      expect(summary.regressor_annotations.length).toBe(s.glmUnits.length);
+      const ann = readFileSync(func('desc-annotation_table.tsv'), 'utf8').trim().split('\n');
+      expect(ann).toHaveLength(1 + s.cnn.units);
+      expect(ann[1].split('\t').slice(0, 2)).toEqual(['s1', 's1:0']);
+      expect(r.unitAnnotations.map((a) => a.q)).toEqual(summary.annotations.map((a: { q: number }) => a.q));
     } finally {
       await s.close();
     }
+  });
+
+  it('--unit-maps picks the units with their own map (none: the annotation is the regressors\', as before)', async () => {
+    const some = join(tmp, 'some-maps');
+    expect(await run([...common(), '--out', some, '--max-trs', '20', '--unit-maps', '0,2,140'])).toBe(0);
+    const files = readdirSync(join(some, 'func'));
+    expect(files.filter((f) => /_stat-t_statmap\.nii\.gz$/.test(f)).sort()).toEqual(['task-movie_desc-glmpca_stat-t_statmap.nii.gz', 'task-movie_desc-motion_stat-t_statmap.nii.gz', 'task-movie_desc-s1_stat-t_statmap.nii.gz']);
+    const report = JSON.parse(readFileSync(join(some, 'report.json'), 'utf8'));
+    expect(report.parameters.engine.unitMaps).toEqual([0, 2, 140]);
+    expect(report.parameters.unit_maps).toEqual(['s1:0', 's1:2', 'motion:8']);
+    expect(report.summary.annotations.map((a: { unit: string }) => a.unit)).toEqual(['s1:0', 's1:2', 'motion:8']);
+    expect(report.truth.source).toBe('unit_maps');
+
+    const none = join(tmp, 'no-maps');
+    expect(await run([...common(), '--out', none, '--max-trs', '20', '--unit-maps', 'none'])).toBe(0);
+    expect(readdirSync(join(none, 'func')).filter((f) => /_stat-t_statmap\.nii\.gz$/.test(f))).toEqual(['task-movie_desc-glmpca_stat-t_statmap.nii.gz']);
+    const plain = JSON.parse(readFileSync(join(none, 'report.json'), 'utf8'));
+    expect(plain.parameters.unit_maps).toEqual([]);
+    expect(plain.summary.annotations.map((a: { unit: string }) => a.unit)).toEqual(['pc1', 'pc2', 'pc3', 'pc4']);
+    expect(plain.truth.source).toBe('glm_regressors');
+    await expect(run([...common(), '--out', join(tmp, 'x'), '--unit-maps', '0,141'])).rejects.toMatchObject({ code: 'SESSION_INVALID', message: expect.stringMatching(/unit 141.*141 units/) });
+    await expect(run([...common(), '--out', join(tmp, 'x'), '--unit-maps', 'some'])).rejects.toMatchObject({ code: 'CLI_USAGE' });
   });
 
   it('replaces an earlier analysis, but refuses a folder that is not one', async () => {
