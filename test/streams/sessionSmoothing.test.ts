@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyzeSession, reportJson } from '../../server/analysis/analyze.ts';
 import { smoothVolume } from '../../server/engine/spatialSmoothing.ts';
 import { writeNifti } from '../../server/io/nifti/write.ts';
 import { openNifti } from '../../server/io/nifti/read.ts';
@@ -77,6 +78,21 @@ describe('smoothing_fwhm', () => {
     const wider = await openSession({ session: join(dir, 'session.json'), smoothingFwhm: 10 }, opts);
     expect(wider.config.smoothingFwhm).toBe(10);
     expectVolumes(await read(wider), wider, 10);
+  });
+
+  it('report.json records the FWHM under parameters (null without smoothing)', async () => {
+    for (const [source, want] of [
+      [{ session: join(dir, 'session.smoothed.json') }, FWHM],
+      [{ session: join(dir, 'session.json') }, null],
+    ] as const) {
+      const s = await openSession(source, { ...opts, maxTrs: 12 });
+      try {
+        const report = reportJson(s, await analyzeSession(s, { annotateEvery: 0, warn: () => undefined })) as { parameters: Record<string, unknown> };
+        expect(report.parameters.smoothing_fwhm).toBe(want);
+      } finally {
+        await s.close();
+      }
+    }
   });
 
   it('a live folder of 3D volumes is smoothed the same way', async () => {
