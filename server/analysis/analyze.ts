@@ -19,7 +19,14 @@ import { SOFTWARE_VERSION } from './version.ts';
 export interface AnalysisRun {
   final: TrState;
   finalP: Float64Array;
+  /** Final annotation of the joint GLM's regressors (from the pipeline's annotation stage). */
   annotations: AnnotationRow[];
+  /**
+   * Final annotation of every mapped unit's own map (session.mapUnits, BH across them;
+   * empty without unit maps or without an atlas). Computed once at the end: at 141 units
+   * it costs about as much as 100 TRs of the demo's regressor annotation.
+   */
+  unitAnnotations: AnnotationRow[];
   tally: SignificanceTally;
   /** Per stage: total ms over the run and mean ms per TR. */
   stages: Record<string, { total_ms: number; per_tr_ms: number }>;
@@ -153,6 +160,12 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const seconds = (performance.now() - t0) / 1000;
   if (final === null) throw new Error('unreachable: a session has at least 3 TRs');
   const last: TrState = final;
+  const ta = performance.now();
+  const unitAnnotations: AnnotationRow[] =
+    s.annotate && s.mapUnits.length > 0
+      ? s.engine.annotate(s.mapUnits, 'unit').map((a) => ({ unit: a.unit, label: a.label, sign: a.sign, score: a.score, p: a.p, q: a.q }))
+      : [];
+  if (unitAnnotations.length > 0) totals.unit_annotation = performance.now() - ta;
   const fractionSignificant = tally.fractions();
   const finalP = s.engine.coupling(s.settings.fdrQ).p;
   const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { total_ms: v, per_tr_ms: v / Math.max(1, ran) }]));
@@ -178,12 +191,14 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
         tmap: (u) => s.engine.tmap(u),
         maskIndices: s.maskIndices,
         annotations,
+        unitMaps: { units: s.mapUnits, tmap: (u) => s.engine.unitTmap(u), annotations: unitAnnotations },
       })
     : null;
   return {
     final: last,
     finalP,
     annotations,
+    unitAnnotations,
     tally,
     stages,
     trs,
@@ -290,7 +305,9 @@ export function reportJson(
       coupled_pairs: significantPairs.length,
       top_pairs: significantPairs.slice(0, 20),
       cka: Object.fromEntries(s.info.layers.map((l, i) => [l.name, run.final.cka[i]])),
-      annotations: run.annotations.map((a) => ({ ...a, unit: names[a.unit] })),
+      // Each unit's own map annotated (the joint GLM's regressors' without unit maps).
+      annotations: (s.mapUnits.length > 0 ? run.unitAnnotations : run.annotations).map((a) => ({ ...a, unit: names[a.unit] })),
+      regressor_annotations: run.annotations.map((a) => ({ ...a, unit: names[a.unit] })),
       warnings: s.warnings,
     },
     parameters: {
@@ -300,6 +317,9 @@ export function reportJson(
       smoothing_fwhm: s.config.smoothingFwhm,
       reduction: s.cnn.reducer.kind,
       glm_units: s.glmUnits.map((u) => names[u]),
+      // engine.unitMaps is the choice as given ("all", "none" or indices); these are the units it named.
+      unit_maps: s.mapUnits.map((u) => names[u]),
+      unit_maps_degrees_of_freedom: s.engine.unitMapsDegreesOfFreedom(),
       learned_networks: s.networks,
       null_shifts: s.nullShifts,
       coupled_fraction: COUPLED_FRACTION,
