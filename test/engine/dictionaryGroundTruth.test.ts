@@ -4,8 +4,10 @@
  * with the session's design extras: nilearn's DCT drift row at 1/128 Hz and the constant),
  * so the dictionary sees what it sees in a replay: the volume minus its drift fit so far,
  * z-scored with the statistics so far (coupling.ts). Every planted map must be found by
- * its own atom (greedy one-to-one matching on |spatial r| inside the mask); the issue's
- * bar of r ≥ 0.8 is not reached by every network at this SNR (see the first test). The
+ * its own atom (greedy one-to-one matching on |spatial r| inside the mask), scored on the
+ * maps the estimator reports (atom(j): the regression on code j thresholded at κ = 3
+ * standard errors); the issue's bar of r ≥ 0.8 is not reached by every network at this
+ * SNR (see the first test). The
  * last test replays the same session at SNR 5 (synthSnr.ts), where the GLM's maps pass
  * r ≥ 0.9 (groundTruth.test.ts), to separate noise from the estimator's own limits.
  *
@@ -76,30 +78,34 @@ describe('online dictionary learning on the demo synthetic session', () => {
   it('recovers every planted network (signed, anticorrelated pairs merged) as one atom each', () => {
     const r = recover(true);
     expect(Object.keys(r)).toEqual(['contrast', 'motion', 'colour_rg', 'grating_90', 'null_frontal', 'null_temporal']);
-    // Measured: contrast 0.80, motion 0.78, colour 0.60, grating 0.79, null frontal 0.66,
-    // null temporal 0.78. The bar (0.8) is not met for all: at SNR 1 (planted peak
-    // = noise SD) and 300 TRs a map estimated from the data keeps thousands of noise voxels
-    // as small non-zeros, and r is taken over the whole mask (25,760 voxels, each network
-    // ~1,000). Measured once with an investigation script (not kept): least squares on the
-    // TRUE signals reaches only 0.49–0.76 over the mask (0.96 on each network's true
-    // support), so the sparse maps already beat an oracle's dense maps; the same estimator
-    // on batch-detrended, batch-z-scored volumes gives 0.58–0.89, so the online feeding
-    // loses little; other λ, map sparsity, atom counts, burn-in, forgetting and
-    // initialisations move single networks between 0.4 and 0.9 without lifting all of
-    // them. Colour is split over two atoms (one per hemisphere's blob, the phantom's
-    // smallest).
-    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.55);
+    // Measured with the read-out maps (mapThreshold κ = 3): contrast 0.79, motion 0.86,
+    // colour 0.72, grating 0.86, null frontal 0.85, null temporal 0.88 (mean 0.83); the atoms
+    // themselves (κ = 0, the read-out before this change) gave 0.60–0.80, mean 0.74. At SNR 1
+    // (planted peak = noise SD) and 300 TRs least squares on the TRUE signals gives dense maps
+    // at only 0.49–0.76 over the mask (0.96 on each network's support): the threshold is what
+    // removes the noise voxels. Colour, the phantom's smallest network, stays lowest.
+    // Floors: measured − 0.05.
+    const floor: Record<string, number> = {
+      contrast: 0.74,
+      motion: 0.81,
+      colour_rg: 0.67,
+      grating_90: 0.81,
+      null_frontal: 0.8,
+      null_temporal: 0.83,
+    };
+    for (const [name, value] of Object.entries(r)) expect(value, name).toBeGreaterThanOrEqual(floor[name]);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
-    expect(mean).toBeGreaterThanOrEqual(0.7);
+    expect(mean).toBeGreaterThanOrEqual(0.8);
   });
 
   it("with the replay's settings at demo size (8 atoms, an update every 5 TRs) every network is found too", () => {
     const r = recover(true, { atoms: 8, updateEvery: 5 });
-    // Measured: contrast 0.87, motion 0.82, colour 0.46, grating 0.83, null frontal 0.69,
-    // null temporal 0.60 (with the z-score alone: 0.03–0.63, both null networks lost).
-    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.4);
+    // Measured: contrast 0.89, motion 0.85, colour 0.51, grating 0.86, null frontal 0.73,
+    // null temporal 0.67, mean 0.75 (the atoms themselves: 0.46–0.87, mean 0.71). Colour and
+    // the null networks share atoms more at this stride; the threshold cannot unmix them.
+    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.45);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
-    expect(mean).toBeGreaterThanOrEqual(0.65);
+    expect(mean).toBeGreaterThanOrEqual(0.7);
   });
 
   it('without the drift removed the drift takes atoms from the networks', () => {
@@ -115,30 +121,28 @@ describe('online dictionary learning on the demo session regenerated at SNR 5', 
   // as groundTruth.test.ts checks the GLM's r ≥ 0.9 map criterion.
   const { recover } = demo(5);
 
-  it('recovers every planted network as one atom each; contrast reaches |r| ≥ 0.9, the rest do not yet', () => {
+  it('recovers every planted network as one atom each, five of six at |r| ≥ 0.9', () => {
     const r = recover(true);
     expect(Object.keys(r)).toEqual(['contrast', 'motion', 'colour_rg', 'grating_90', 'null_frontal', 'null_temporal']);
-    // Measured (10 atoms, defaults, seed 0): contrast 0.905, motion 0.846, colour 0.881,
-    // grating 0.705, null frontal 0.890, null temporal 0.863 (mean 0.848). Only contrast
-    // meets 0.9, and the shortfall is no longer noise: grating is WORSE than at SNR 1
-    // (0.79). Full atom-by-network r table (investigation script, not kept): grating sits
-    // in two mixed atoms (0.49 in the atom that holds contrast at 0.61, −0.71 in one that
-    // holds motion at −0.50), null temporal and contrast are each split over two atoms
-    // (0.86/−0.60; −0.90/0.61), and every matched atom still has 6,000–12,500 non-zeros
-    // against 760–3,500 support voxels. So at SNR 5 the limit is the estimator's unmixing
-    // and map sparsity, not the data (the GLM with the true drives, the oracle here, passes
-    // 0.9 on this very data: groundTruth.test.ts); not tuned here. Floors: measured − 0.03, contrast at
-    // the criterion itself.
+    // Measured (10 atoms, defaults, seed 0, read-out κ = 3): contrast 0.918, motion 0.932,
+    // colour 0.936, grating 0.768, null frontal 0.934, null temporal 0.903 (mean 0.899); the
+    // atoms themselves gave 0.71–0.91, mean 0.85, with 6–12k non-zeros, the read-out maps
+    // 1.2–3.3k against planted supports of 0.8–3.5k. Grating stays below 0.9 because the
+    // learning mixes it over two atoms (with contrast and with motion), which no read-out
+    // can undo; with 6 or 12 atoms every network passes 0.9 (measured 0.916 and 0.896 min),
+    // with 7 or 8 contrast does not (0.81, 0.83): the unmixing, not the noise, is the limit
+    // at this SNR. Floors: measured − 0.03 (grating − 0.05).
     const floor: Record<string, number> = {
-      contrast: 0.9,
-      motion: 0.81,
-      colour_rg: 0.85,
-      grating_90: 0.67,
-      null_frontal: 0.86,
-      null_temporal: 0.83,
+      contrast: 0.88,
+      motion: 0.9,
+      colour_rg: 0.9,
+      grating_90: 0.72,
+      null_frontal: 0.9,
+      null_temporal: 0.87,
     };
     for (const [name, value] of Object.entries(r)) expect(value, name).toBeGreaterThanOrEqual(floor[name]);
+    expect(Object.values(r).filter((v) => v >= 0.9).length).toBeGreaterThanOrEqual(5);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
-    expect(mean).toBeGreaterThanOrEqual(0.83);
+    expect(mean).toBeGreaterThanOrEqual(0.87);
   });
 });
