@@ -10,8 +10,11 @@
  *    the score the correlation uses: one number per model, comparable across models
  *    whatever their width, since CKA is invariant to orthogonal transforms and isotropic
  *    scaling of the units.
- *  - significant_map_fraction: the share of GLM regressors whose synchronized map (t-map)
- *    matches an atlas network significantly (annotation q ≤ the session's fdr_q).
+ *  - significant_map_fraction: the share of the units with a synchronized map of their own
+ *    (every CNN unit unless the session's unit_maps says otherwise) whose map (the t-map
+ *    of the unit's own GLM) matches an atlas network significantly: annotation q ≤ the
+ *    session's fdr_q, BH across those units. A model with more units is not favoured: it
+ *    is a share. With unit_maps "none" it falls back to the joint GLM's regressors.
  *  - coupled_unit_fraction: the share of CNN units with at least one brain feature they
  *    are coupled with in at least half of the scored TRs (analyze's "coupled pairs").
  * Across the models that have an ImageNet top-1 accuracy (at least 3): Pearson r and
@@ -111,9 +114,12 @@ export interface ModelScore {
   bestLayer: string | null;
   /** The brain-similarity score: best_layer_cka. */
   bestLayerCka: number;
+  /** Share of `mappedUnits` (of the regressors when none) whose map is annotated at q ≤ fdr_q. */
   significantMapFraction: number;
   coupledUnitFraction: number;
   units: number;
+  /** Units with their own map (the denominator of significantMapFraction; 0: regressors were used). */
+  mappedUnits: number;
   regressors: number;
   trs: number;
   cacheHit: boolean;
@@ -163,7 +169,10 @@ export async function compareModels(source: SessionSource, entries: ModelEntry[]
       cka.forEach((v, l) => {
         if (Number.isFinite(v) && (best < 0 || v > cka[best])) best = l;
       });
-      const annotated = run.annotations.filter((a) => Number.isFinite(a.q));
+      // Each unit's own map when the session has unit maps, else the regressors' (the old score).
+      const maps = s.mapUnits.length > 0 ? run.unitAnnotations : run.annotations;
+      const annotated = maps.filter((a) => Number.isFinite(a.q));
+      const mapCount = s.mapUnits.length > 0 ? s.mapUnits.length : s.glmUnits.length;
       const coupledUnits = new Set(coupledPairs(s, run).map((p) => Math.floor(p.index / s.info.features.length)).filter((u) => u < s.cnn.units));
       models.push({
         name: entry.name,
@@ -174,9 +183,10 @@ export async function compareModels(source: SessionSource, entries: ModelEntry[]
         cka,
         bestLayer: best >= 0 ? s.info.layers[best].name : null,
         bestLayerCka: best >= 0 ? cka[best] : NaN,
-        significantMapFraction: annotated.length ? annotated.filter((a) => a.q <= s.settings.fdrQ).length / s.glmUnits.length : NaN,
+        significantMapFraction: annotated.length ? annotated.filter((a) => a.q <= s.settings.fdrQ).length / mapCount : NaN,
         coupledUnitFraction: coupledUnits.size / s.cnn.units,
         units: s.cnn.units,
+        mappedUnits: s.mapUnits.length,
         regressors: s.glmUnits.length,
         trs: run.trs,
         cacheHit: s.cnn.cacheHit,

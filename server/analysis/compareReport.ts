@@ -24,10 +24,10 @@ export const COMPARISON_FILES = {
 } as const;
 
 export function modelsTable(r: ComparisonResult): string {
-  const rows = [['model', 'model_id', 'accuracy', 'best_layer', 'best_layer_cka', 'significant_map_fraction', 'coupled_unit_fraction', 'units', 'regressors', 'trs', 'layer_cka'].join('\t')];
+  const rows = [['model', 'model_id', 'accuracy', 'best_layer', 'best_layer_cka', 'significant_map_fraction', 'coupled_unit_fraction', 'units', 'mapped_units', 'regressors', 'trs', 'layer_cka'].join('\t')];
   for (const m of r.models) {
     rows.push(
-      [m.name, m.modelId, m.accuracy === null ? 'n/a' : num(m.accuracy), m.bestLayer ?? 'n/a', num(m.bestLayerCka), num(m.significantMapFraction), num(m.coupledUnitFraction), m.units, m.regressors, m.trs, m.layers.map((l, i) => `${l}=${num(m.cka[i])}`).join(',')].join('\t'),
+      [m.name, m.modelId, m.accuracy === null ? 'n/a' : num(m.accuracy), m.bestLayer ?? 'n/a', num(m.bestLayerCka), num(m.significantMapFraction), num(m.coupledUnitFraction), m.units, m.mappedUnits, m.regressors, m.trs, m.layers.map((l, i) => `${l}=${num(m.cka[i])}`).join(',')].join('\t'),
     );
   }
   return rows.join('\n') + '\n';
@@ -79,7 +79,7 @@ export function comparisonHtml(r: ComparisonResult): string {
 <style>body{font-family:sans-serif;margin:24px auto;max-width:1000px;color:#222}table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}th{background:#f4f4f4}p{font-size:13px;color:#444}</style></head>
 <body><h1>Model comparison</h1>
 ${comparisonSvg(r)}
-<p>Brain similarity is the best-layer linear CKA between a layer's unit responses and the brain features at the end of the run. significant_map_fraction: share of GLM regressors whose synchronized map matches an atlas network (annotation q ≤ FDR level). coupled_unit_fraction: share of units coupled with a brain feature in at least half of the scored TRs.</p>
+<p>Brain similarity is the best-layer linear CKA between a layer's unit responses and the brain features at the end of the run. significant_map_fraction: share of the units with their own synchronized map (each unit's GLM t-map) that matches an atlas network (annotation q ≤ FDR level, BH across the units). coupled_unit_fraction: share of units coupled with a brain feature in at least half of the scored TRs.</p>
 <h2>Models</h2>${table(modelsTable(r))}
 <h2>Correlation with accuracy</h2>${table(correlationTable(r))}
 <p>n/a: fewer than 3 models with an accuracy, or a score that is the same for every model (no correlation is defined).</p>

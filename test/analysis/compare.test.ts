@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FeatureExtractor, FrameBatch, LayerActivations } from '../../server/engine/cnn/extractor.ts';
 import { createRng } from '../../server/engine/random.ts';
 import { compareModels, parseModelsFile, type ModelEntry } from '../../server/analysis/compare.ts';
+import { analyzeSession } from '../../server/analysis/analyze.ts';
+import { openSession } from '../../server/streams/session.ts';
 import { writeComparison } from '../../server/analysis/compareReport.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { writeSyntheticSession } from '../../server/synth/writeSession.ts';
@@ -104,6 +106,19 @@ describe('compareModels', () => {
       expect(m.trs).toBe(60);
       expect(m.significantMapFraction).toBeGreaterThanOrEqual(0);
       expect(m.significantMapFraction).toBeLessThanOrEqual(1);
+      // A share of the 3 units, each judged on its own map (not of the 3 PCA regressors).
+      expect(m.mappedUnits).toBe(3);
+      expect(Number.isInteger(Math.round(m.significantMapFraction * 3 * 1e9) / 1e9)).toBe(true);
+    }
+    // The same count from the features model's own analysis: its units' annotations at q ≤ fdr_q.
+    const s = await openSession({ session: sessionFile }, { cacheDir: null, networks: 0, model: testModel('features') });
+    try {
+      const run = await analyzeSession(s, { annotateEvery: 100 });
+      expect(run.unitAnnotations.map((a) => a.unit)).toEqual([0, 1, 2]);
+      const hits = run.unitAnnotations.filter((a) => a.q <= s.settings.fdrQ).length;
+      expect(result.models[1].significantMapFraction).toBe(hits / 3);
+    } finally {
+      await s.close();
     }
 
     // Reversing the accuracies reverses the sign; the folder is written the same way twice.
