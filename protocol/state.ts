@@ -33,6 +33,11 @@ export interface SessionInfo {
   background: Float32Array;
   /** Regressors the voxelwise GLM uses (unit indices or component names). */
   regressors: string[];
+  /**
+   * CNN units with a synchronized map of their own (their own GLM; session unit_maps): their
+   * `unit-t`/`unit-beta` maps are that map. Absent or empty: only the regressors have maps.
+   */
+  mapUnits?: number[];
 }
 
 export interface Telemetry {

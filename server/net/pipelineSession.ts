@@ -8,9 +8,10 @@
  * a typed error; the pipeline is a cold Observable of `PipelineTr` steered by clock
  * commands. This file is the only place that knows both shapes.
  *
- * Maps: `unit-t`/`unit-beta` exist for the units in the GLM design (the regressors, e.g.
- * the PCA components); any other unit has no voxelwise map (`map()` returns undefined, the
- * server then sends nothing). `network` index f is brain feature f: an atlas region's
+ * Maps: `unit-t`/`unit-beta` of a CNN unit with a map of its own (session unit_maps, every
+ * unit by default) are that unit's own GLM map, from the third TR; of a GLM regressor (e.g.
+ * a PCA component) its map in the joint GLM; any other unit has no voxelwise map (`map()`
+ * returns undefined, the server then sends nothing). `network` index f is brain feature f: an atlas region's
  * weights for f < regions, a learned network's (dictionary atom's) map after that.
  *
  * Annotations: the pipeline annotates every `snapshotEvery` TRs (annotationStage.ts), the
@@ -137,6 +138,10 @@ export function pipelineLiveSession(session: OpenedSession, options: PipelineSes
         const atom = index - regions;
         if (atom >= session.networks || engine.count === 0) return undefined;
         return { tr: lastTr, kind, index, values: engine.atom(atom) };
+      }
+      if (engine.hasUnitMap(index)) {
+        if (!(engine.unitMapsDegreesOfFreedom() > 0)) return undefined;
+        return { tr: lastTr, kind, index, values: kind === 'unit-t' ? engine.unitTmap(index) : engine.unitBetas(index) };
       }
       if (!glmUnits.has(index) || !engine.mapsReady) return undefined;
       const values = kind === 'unit-t' ? engine.tmap(index) : engine.betas(index);

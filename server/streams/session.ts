@@ -471,6 +471,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
       maskIndices: p.indices,
       background: p.background,
       regressors: cnn.regressorNames,
+      mapUnits,
     };
     const inputs: ReplayInputs = { trCount, tr, responses: cnn.responses, extras, volumes: p.volumes };
     const built = engine;

@@ -360,6 +360,9 @@ describe('LiveStore: control', () => {
     store.select(99, 0); // out of range: ignored
     expect(store.state.selection).toEqual({ unit: 5, feature: 2 });
     expect(unitHasMap(info, 5)).toBe(true);
+    // A CNN unit with its own synchronized map (session unit_maps) has one too.
+    expect(unitHasMap(info, 1)).toBe(false);
+    expect(unitHasMap({ ...info, mapUnits: [1] }, 1)).toBe(true);
     expect(unitName(info, 5)).toBe('pc2');
     expect(unitName(info, 1)).toBe('conv1:1');
   });

@@ -1,6 +1,7 @@
 /**
  * The pipeline as the server's LiveSession: the states and annotations it serves are the
- * pipeline's own, maps are the engine's read-outs (GLM units only; networks are atlas
+ * pipeline's own, maps are the engine's read-outs (each unit's own map, or a regressor's in
+ * the joint GLM; networks are atlas
  * regions then learned atoms), and control commands steer the clock or are refused with
  * a typed error.
  */
@@ -63,14 +64,27 @@ describe('pipelineLiveSession', () => {
     expect(t).toMatchObject({ kind: 'unit-t', index: u, tr: last.tr });
     expect(Array.from(t.values)).toEqual(Array.from(s.engine.tmap(u)));
     expect(Array.from(live.map('unit-beta', u)!.values)).toEqual(Array.from(s.engine.betas(u)));
-    const notInGlm = s.info.units.findIndex((x) => !s.glmUnits.includes(x.index));
-    expect(notInGlm).toBeGreaterThanOrEqual(0);
-    expect(live.map('unit-t', notInGlm)).toBeUndefined();
+    // A CNN unit's map is its own GLM's (every unit has one by default).
+    expect(s.info.mapUnits).toEqual(s.mapUnits);
+    const own = s.mapUnits[1];
+    expect(Array.from(live.map('unit-t', own)!.values)).toEqual(Array.from(s.engine.unitTmap(own)));
+    expect(Array.from(live.map('unit-beta', own)!.values)).toEqual(Array.from(s.engine.unitBetas(own)));
     const regions = s.atlas!.names.length;
     expect(Array.from(live.map('network', 1)!.values)).toEqual(Array.from(denseWeights(s.atlas!, 1)));
     expect(Array.from(live.map('network', regions + 1)!.values)).toEqual(Array.from(s.engine.atom(1)));
     expect(live.map('network', s.info.features.length)).toBeUndefined();
     expect(live.map('unit-t', s.info.units.length + 5)).toBeUndefined();
+  });
+
+  it('a unit that is neither a regressor nor mapped (unit_maps names others) has no map', async () => {
+    const s = await openTiny({ engine: { regressors: 3, window: 10, nulls: 8, snapshotEvery: 4, unitMaps: [1] } });
+    opened.push(s);
+    const live = pipelineLiveSession(s, { speed: 'max' });
+    expect(live.map('unit-t', 1)).toBeUndefined(); // before the third TR
+    await lastValueFrom(live.state$.pipe(toArray()));
+    expect(s.info.mapUnits).toEqual([1]);
+    expect(Array.from(live.map('unit-t', 1)!.values)).toEqual(Array.from(s.engine.unitTmap(1)));
+    expect(live.map('unit-t', 0)).toBeUndefined();
   });
 
   it('refuses a seek past the run and a selection that does not exist, with PROTOCOL_CONTROL_FAILED', async () => {

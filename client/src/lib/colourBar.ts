@@ -41,8 +41,8 @@ export function formatBarValue(v: number): string {
 }
 
 const MEANINGS: Record<MapKind, [string, string]> = {
-  'unit-t': ['t', "t statistic of the unit's regressor in the voxelwise GLM"],
-  'unit-beta': ['β', "GLM coefficient of the unit's regressor (BOLD signal units per unit of the regressor)"],
+  'unit-t': ['t', "t statistic of the unit's synchronized map (its own voxelwise GLM, or its regressor's in the joint GLM)"],
+  'unit-beta': ['β', "GLM coefficient of the unit's response (BOLD signal units per unit of the response)"],
   network: ['w', "network weight (an atlas region's membership, or a learned network's loading)"],
 };
 

@@ -333,7 +333,8 @@ export class LiveStore {
 
   /**
    * Selects a (unit, feature) pair (heatmap click). The brain overlay follows: the unit's
-   * t-map when the unit is a GLM regressor (it has a map), else the feature's network map.
+   * t-map when it has one (its own synchronized map, or a GLM regressor's), else the
+   * feature's network map.
    */
   select(unit: number, feature: number): void {
     const s = this.state.session;
@@ -642,10 +643,13 @@ export class LiveStore {
   }
 }
 
-/** Units in the GLM design have voxelwise maps: the regressors (PCA components or chosen units). */
-export function unitHasMap(s: Pick<SessionView, 'units'>, unit: number): boolean {
+/**
+ * Units with voxelwise maps: the CNN units with a map of their own (session unit_maps,
+ * every unit by default) and the GLM regressors (PCA components or chosen units).
+ */
+export function unitHasMap(s: Pick<SessionView, 'units' | 'mapUnits'>, unit: number): boolean {
   const u = s.units[unit];
-  return u !== undefined && (u.layer === 'pca' || u.layer === 'regressor');
+  return u !== undefined && (u.layer === 'pca' || u.layer === 'regressor' || (s.mapUnits?.includes(unit) ?? false));
 }
 
 /** First pair shown: the first unit that has a map, with the first feature. */
