@@ -101,6 +101,24 @@ describe('UnitMaps', () => {
     expect(w.t).toBeLessThan(1e-8);
   });
 
+  it('gives the same maps whatever the fold interval (TRs buffered before the cross-products take them)', () => {
+    const make = (foldEvery: number) => new UnitMaps({ voxels: d.V, units: d.U, extras: d.E, interceptColumn: d.interceptColumn, foldEvery });
+    const every = make(1);
+    const five = make(5);
+    const eight = make(8);
+    for (const k of [3, 13, 64, 101]) {
+      for (const m of [every, five, eight]) feed(m, d, m.count, k);
+      // k = 101: five has 1 TR pending, eight 5; the read-outs add them in.
+      for (let u = 0; u < d.U; u++) {
+        const ref = every.tmap(u, new Float64Array(d.V));
+        expect(worstRelative(five.tmap(u, new Float64Array(d.V)), ref, 1)).toBeLessThan(1e-10);
+        expect(worstRelative(eight.tmap(u, new Float64Array(d.V)), ref, 1)).toBeLessThan(1e-10);
+        expect(worstRelative(eight.betas(u, new Float64Array(d.V)), every.betas(u, new Float64Array(d.V)), 1e-2)).toBeLessThan(1e-10);
+      }
+    }
+    expect(() => make(8).restore(five.snapshot())).toThrow(/fold every 5/);
+  });
+
   it('restore() rejects a snapshot of another shape or kind, and the engine stays usable', () => {
     const m = new UnitMaps({ voxels: d.V, units: d.U, extras: d.E, interceptColumn: d.interceptColumn });
     const other = new UnitMaps({ voxels: d.V, units: d.U - 1, extras: d.E, interceptColumn: d.interceptColumn });
