@@ -4,7 +4,7 @@
  * Parsed here once so both commands accept exactly the same set and say the same thing
  * about a bad value.
  */
-import { access } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SyncactError } from '../errors.ts';
 import { inferModelKind } from '../engine/cnn/factory.ts';
@@ -12,7 +12,7 @@ import type { ModelSpec } from '../engine/cnn/modelSpec.ts';
 import type { OpenOptions, SessionSource } from '../streams/session.ts';
 import { locateFfmpeg } from '../io/ffmpeg.ts';
 import { createSyntheticSession } from '../synth/session.ts';
-import { writeSyntheticSession } from '../synth/writeSession.ts';
+import { syntheticSessionJson, writeSyntheticSession } from '../synth/writeSession.ts';
 import { numberOption } from './args.ts';
 
 export const SESSION_OPTIONS = {
@@ -91,18 +91,20 @@ function positiveInt(command: string, name: string, v: string | undefined, min =
   return n;
 }
 
-/** Generates the demo session into .syncact/demo unless a complete one is there (session.json is written last). */
+/**
+ * Generates the demo session into .syncact/demo unless a complete, current one is there
+ * (session.json is written last; a session.json other than this version's, e.g. one from
+ * before the demo set smoothing_fwhm, means the folder is regenerated).
+ */
 export async function ensureDemo(say: (line: string) => void): Promise<string> {
   const dir = resolve(DEMO_DIR);
   const file = join(dir, 'session.json');
-  const have = await access(file).then(
-    () => true,
-    () => false,
-  );
-  if (!have) {
-    say(`generating the demo session in ${dir} (first use only) …`);
+  const demo = createSyntheticSession({ preset: 'demo', seed: 1 });
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text !== syntheticSessionJson(demo)) {
+    say(text === null ? `generating the demo session in ${dir} (first use only) …` : `regenerating the demo session in ${dir} (written by another version of syncact) …`);
     const ffmpegPath = locateFfmpeg();
-    await writeSyntheticSession(createSyntheticSession({ preset: 'demo', seed: 1 }), dir, { ffmpegPath });
+    await writeSyntheticSession(demo, dir, { ffmpegPath });
   }
   return file;
 }

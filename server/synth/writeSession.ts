@@ -156,7 +156,18 @@ export async function writeSyntheticSession(
   await writeText(join(dir, SESSION_FILES.truth), JSON.stringify(truthJson(session), null, 1) + '\n');
   await done(SESSION_FILES.truth);
 
-  const sessionFile: SessionFile = {
+  await writeText(join(dir, SESSION_FILES.session), syntheticSessionJson(session));
+  await done(SESSION_FILES.session);
+  return written;
+}
+
+/**
+ * The text of the session.json writeSyntheticSession writes for `session`: a folder whose
+ * session.json differs was written by another version of the generator (ensureDemo
+ * regenerates it).
+ */
+export function syntheticSessionJson(session: SyntheticSession): string {
+  const file: SessionFile = {
     version: SESSION_VERSION,
     fmri: SESSION_FILES.bold,
     movie: SESSION_FILES.movie,
@@ -171,9 +182,7 @@ export async function writeSyntheticSession(
     seed: session.seed,
     ...(SESSION_SMOOTHING_FWHM[session.preset] === null ? {} : { smoothing_fwhm: SESSION_SMOOTHING_FWHM[session.preset] }),
   };
-  await writeText(join(dir, SESSION_FILES.session), JSON.stringify(sessionFile, null, 2) + '\n');
-  await done(SESSION_FILES.session);
-  return written;
+  return JSON.stringify(file, null, 2) + '\n';
 }
 
 async function prepareFolder(dir: string): Promise<void> {
