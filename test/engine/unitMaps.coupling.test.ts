@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CouplingEngine, type CouplingEngineOptions } from '../../server/engine/coupling.ts';
 import { UnitMaps } from '../../server/engine/unitMaps.ts';
 import { batchUnitMaps } from '../../server/engine/unitMapsBatch.ts';
+import { annotateUnits } from '../../server/engine/annotation.ts';
 import { makeUnitMapsData, worstRelative, type UnitMapsData } from './unitMapsTestData.ts';
 
 // The coupling engine with unit maps for some of its units: the maps are each unit's own
@@ -75,6 +76,19 @@ describe('CouplingEngine unit maps', () => {
     // A snapshot with other mapped units is refused before anything changes.
     const other = new CouplingEngine(options({ units: [0, 2], interceptColumn: d.interceptColumn }));
     expect(() => other.restore(whole.snapshot())).toThrowError(/other mapped units/);
+  });
+
+  it("annotates each mapped unit's own map (maps made one at a time) exactly as annotateUnits on all the maps", () => {
+    // 48 voxels on a 4×4×3 grid; templates: the first and the second half of the voxels.
+    const templates = [0, 1].map((h) => Float32Array.from({ length: d.V }, (_, v) => (Math.floor(v / 24) === h ? 1 : 0)));
+    const annotation = { templates, names: ['front', 'back'], nulls: 30, seed: 2, grid: { dims: [4, 4, 3] as [number, number, number], voxelIndex: Int32Array.from({ length: d.V }, (_, v) => v) } };
+    const e = new CouplingEngine({ ...options({ units: mapped, interceptColumn: d.interceptColumn }), annotation });
+    feed(e, 0, d.T);
+    const got = e.annotate(undefined, 'unit');
+    const want = annotateUnits(mapped.map((u) => e.unitTmap(u)), annotation);
+    expect(got.map((a) => a.unit)).toEqual(mapped);
+    expect(got.map(({ unit: _, ...rest }) => rest)).toEqual(want);
+    expect(got.every((a) => Number.isFinite(a.p))).toBe(true);
   });
 
   it('without unit maps the stage is a no-op that keeps its turn, and the joint GLM is unchanged', () => {
