@@ -18,12 +18,16 @@
 import { describe, expect, it } from 'vitest';
 import { CouplingEngine } from '../../server/engine/coupling.ts';
 import { DEFAULT_HIGH_PASS, dctRow } from '../../server/engine/drift.ts';
+import { SpatialSmoother } from '../../server/engine/spatialSmoothing.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { matchMaps } from './dictionaryLearningSynth.ts';
 import { sessionAtSnr } from './synthSnr.ts';
 
-/** The demo session's masked voxels, the expected signed maps (one per driver), and a runner. */
-function demo(snr?: number) {
+/**
+ * The demo session's masked voxels, the expected signed maps (one per driver), and a runner;
+ * `fwhm` (mm) smooths each volume before masking as a session's smoothing_fwhm does.
+ */
+function demo(snr?: number, fwhm = 0) {
   const s = createSyntheticSession({ preset: 'demo' });
   const volume = snr === undefined ? s.volume : sessionAtSnr(s, snr);
   const voxels: number[] = [];
@@ -39,8 +43,9 @@ function demo(snr?: number) {
     for (let v = 0; v < V; v++) map[v] += n.sign * n.map[voxels[v]];
     expected.set(key, map);
   }
+  const smoother = fwhm > 0 ? new SpatialSmoother({ grid: s.grid, fwhm, mask: s.mask }) : null;
   const volumes = Array.from({ length: T }, (_, k) => {
-    const grid = volume(k);
+    const grid = smoother ? smoother.smooth(volume(k)) : volume(k);
     return Float32Array.from(voxels, (i) => grid[i]);
   });
   /** |spatial r| of each planted network with its atom, after streaming the run; `drift: false` leaves the extras out. */
@@ -113,6 +118,31 @@ describe('online dictionary learning on the demo synthetic session', () => {
     // Measured: null temporal 0.10, colour 0.39, null frontal 0.49 (the auditor's 0.10–0.72
     // was this feeding): the slow drift, the run's largest shared pattern, holds atoms.
     expect(Math.min(...Object.values(r))).toBeLessThan(0.2);
+  });
+});
+
+describe("online dictionary learning on the demo session smoothed at the demo's 8 mm FWHM", () => {
+  // writeSession.ts gives the demo's session.json smoothing_fwhm 8 (two 4 mm voxels).
+  const { recover } = demo(undefined, 8);
+
+  it('recovers every planted network as one atom each at |r| ≥ 0.9 with 10 atoms', () => {
+    const r = recover(true);
+    // Measured (read-out κ = 3): contrast 0.945, motion 0.904, colour 0.920, grating 0.934,
+    // null frontal 0.916, null temporal 0.929 (mean 0.925; the atoms themselves 0.81–0.92).
+    // Floors: measured − 0.03.
+    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.87);
+    const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
+    expect(mean).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("with the replay's settings (8 atoms, an update every 5 TRs) the five other networks pass; colour is missed", () => {
+    const r = recover(true, { atoms: 8, updateEvery: 5 });
+    // Measured: contrast 0.899, motion 0.917, colour 0.018, grating 0.930, null frontal 0.916,
+    // null temporal 0.925. Contrast's two blobs (visual +, default mode −) take two atoms
+    // and no atom is left for colour, the smallest network; the matching still pairs it
+    // one-to-one, with an atom that holds none of it (not asserted: a known shortfall).
+    const { colour_rg: _missed, ...rest } = r;
+    for (const value of Object.values(rest)) expect(value).toBeGreaterThanOrEqual(0.87);
   });
 });
 
