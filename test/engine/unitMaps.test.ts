@@ -119,6 +119,22 @@ describe('UnitMaps', () => {
     expect(() => make(8).restore(five.snapshot())).toThrow(/fold every 5/);
   });
 
+  it('a snapshot before the first fold stores no cross-products, and restoring it over a used estimator starts clean', () => {
+    const options = { voxels: d.V, units: d.U, extras: d.E, interceptColumn: d.interceptColumn };
+    const early = new UnitMaps(options);
+    feed(early, d, 0, 5); // 5 TRs pending, none folded
+    const snap = early.snapshot();
+    expect(snap.arrays.cross.length).toBe(0);
+    const used = new UnitMaps(options);
+    feed(used, d, 0, 40);
+    used.restore(snap);
+    const fresh = new UnitMaps(options);
+    feed(used, d, 5, 60);
+    feed(fresh, d, 0, 60);
+    for (let u = 0; u < d.U; u++) expect(Array.from(used.tmap(u))).toEqual(Array.from(fresh.tmap(u)));
+    expect(new UnitMaps(options).snapshot().arrays.cross.length).toBe(0);
+  });
+
   it('restore() rejects a snapshot of another shape or kind, and the engine stays usable', () => {
     const m = new UnitMaps({ voxels: d.V, units: d.U, extras: d.E, interceptColumn: d.interceptColumn });
     const other = new UnitMaps({ voxels: d.V, units: d.U - 1, extras: d.E, interceptColumn: d.interceptColumn });
