@@ -12,8 +12,9 @@
  *
  * Memory: one snapshot holds the whole engine (GLM state is O(V·P)): 144 MB at hcp7t size
  * (403k voxels), a few MB for the demo. The store keeps at most `maxKept` snapshots, fewer
- * when they would exceed `maxBytes` (1 GiB by default; the first snapshot's size sets the
- * count): when full it doubles its spacing and drops the snapshots that are no longer on
+ * when they would exceed `maxBytes` (1 GiB by default; the largest snapshot so far sets the
+ * count, since an early one can be smaller: the unit maps store no cross-products before
+ * their first fold): when full it doubles its spacing and drops the snapshots that are no longer on
  * it, so memory stays bounded whatever the run length, and a seek replays at most
  * 2·spacing TRs.
  *
@@ -33,7 +34,8 @@ export class SnapshotStore {
   private spacing: number;
   private readonly kept = new Map<number, CouplingSnapshot>();
   private limit: number;
-  private sized = false;
+  /** Bytes of the largest snapshot offered so far (0: none yet). */
+  private largest = 0;
 
   /**
    * @param every take a snapshot when the engine has seen a multiple of this many TRs
@@ -71,12 +73,13 @@ export class SnapshotStore {
     const k = engine.count;
     if (k % this.spacing !== 0 || this.kept.has(k)) return;
     const snap = engine.snapshot();
-    if (!this.sized) {
-      this.sized = true;
-      this.limit = Math.max(2, Math.min(this.maxKept, Math.floor(this.maxBytes / Math.max(1, snapshotBytes(snap)))));
+    const bytes = snapshotBytes(snap);
+    if (bytes > this.largest) {
+      this.largest = bytes;
+      this.limit = Math.max(2, Math.min(this.maxKept, Math.floor(this.maxBytes / Math.max(1, bytes))));
     }
     this.kept.set(k, snap);
-    if (this.kept.size > this.limit) {
+    while (this.kept.size > this.limit) {
       this.spacing *= 2;
       for (const t of [...this.kept.keys()]) if (t % this.spacing !== 0) this.kept.delete(t);
     }
