@@ -206,11 +206,13 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     expect(tip).toMatch(/^s2:\d+ × dorsal_attention/);
     expect(tip).toMatch(/r = -?\d\.\d{3}/);
     await canvas.click({ position: target });
-    await until(() => brain('data-overlay'), (o) => o === 'network:3', 'the network overlay');
+    // a CNN unit has its own synchronized map (session unit_maps: every unit by default)
+    const ownOverlay = await until(() => brain('data-overlay'), (o) => /^unit-t:\d+$/.test(o ?? '') && Number(o!.split(':')[1]) < 141, "the unit's own t-map overlay");
+    expect(Number(ownOverlay!.split(':')[1])).toBeGreaterThanOrEqual(48); // s2 starts at unit 48
     const pair = await page.getAttribute('[data-testid=timeline]', 'data-pair');
     expect(pair).not.toBe(pairBefore);
     expect(pair!.endsWith(',3')).toBe(true);
-    expect(overlayBefore).not.toBe('network:3');
+    expect(overlayBefore).not.toBe(ownOverlay);
     await page.waitForTimeout(300);
     expect(Buffer.compare(await page.locator('[data-testid=brain] .view').screenshot(), brainBefore)).not.toBe(0);
     expect(Buffer.compare(await page.locator('[data-testid=timeline-canvas]').screenshot(), timelineBefore)).not.toBe(0);
