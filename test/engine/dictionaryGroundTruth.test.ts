@@ -83,24 +83,26 @@ describe('online dictionary learning on the demo synthetic session', () => {
   it('recovers every planted network (signed, anticorrelated pairs merged) as one atom each', () => {
     const r = recover(true);
     expect(Object.keys(r)).toEqual(['contrast', 'motion', 'colour_rg', 'grating_90', 'null_frontal', 'null_temporal']);
-    // Measured with the read-out maps (mapThreshold κ = 3): contrast 0.79, motion 0.86,
-    // colour 0.72, grating 0.86, null frontal 0.85, null temporal 0.88 (mean 0.83); the atoms
-    // themselves (κ = 0, the read-out before this change) gave 0.60–0.80, mean 0.74. At SNR 1
+    // Measured with the read-out maps (mapThreshold κ = 3): contrast 0.83, motion 0.69,
+    // colour 0.76, grating 0.83, null frontal 0.86, null temporal 0.81 (mean 0.80; 0.83 before
+    // atoms with correlated codes were merged, motion then 0.86: at this SNR the merge rule
+    // costs about as often as it helps, see docs/method.md); the atoms themselves (κ = 0,
+    // what was reported before the read-out) gave 0.60–0.80, mean 0.74. At SNR 1
     // (planted peak = noise SD) and 300 TRs least squares on the TRUE signals gives dense maps
     // at only 0.49–0.76 over the mask (0.96 on each network's support): the threshold is what
     // removes the noise voxels. Colour, the phantom's smallest network, stays lowest.
     // Floors: measured − 0.05.
     const floor: Record<string, number> = {
-      contrast: 0.74,
-      motion: 0.81,
-      colour_rg: 0.67,
-      grating_90: 0.81,
+      contrast: 0.78,
+      motion: 0.63,
+      colour_rg: 0.71,
+      grating_90: 0.78,
       null_frontal: 0.8,
-      null_temporal: 0.83,
+      null_temporal: 0.76,
     };
     for (const [name, value] of Object.entries(r)) expect(value, name).toBeGreaterThanOrEqual(floor[name]);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
-    expect(mean).toBeGreaterThanOrEqual(0.8);
+    expect(mean).toBeGreaterThanOrEqual(0.76);
   });
 
   it("with the replay's settings at demo size (8 atoms, an update every 5 TRs) every network is found too", () => {
@@ -125,24 +127,26 @@ describe("online dictionary learning on the demo session smoothed at the demo's 
   // writeSession.ts gives the demo's session.json smoothing_fwhm 8 (two 4 mm voxels).
   const { recover } = demo(undefined, 8);
 
-  it('recovers every planted network as one atom each at |r| ≥ 0.9 with 10 atoms', () => {
+  it('recovers every planted network as one atom each with 10 atoms, five of six at |r| ≥ 0.9', () => {
     const r = recover(true);
-    // Measured (read-out κ = 3): contrast 0.945, motion 0.904, colour 0.920, grating 0.934,
-    // null frontal 0.916, null temporal 0.929 (mean 0.925; the atoms themselves 0.81–0.92).
+    // Measured (read-out κ = 3): contrast 0.942, motion 0.931, colour 0.924, grating 0.866,
+    // null frontal 0.924, null temporal 0.929 (mean 0.919; the atoms themselves 0.81–0.92).
     // Floors: measured − 0.03.
-    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.87);
+    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.83);
+    expect(Object.values(r).filter((v) => v >= 0.9).length).toBeGreaterThanOrEqual(5);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
-    expect(mean).toBeGreaterThanOrEqual(0.9);
+    expect(mean).toBeGreaterThanOrEqual(0.89);
   });
 
-  it("with the replay's settings (8 atoms, an update every 5 TRs) the five other networks pass; colour is missed", () => {
+  it("with the replay's settings (8 atoms, an update every 5 TRs) every network is found, |r| ≥ 0.89", () => {
     const r = recover(true, { atoms: 8, updateEvery: 5 });
-    // Measured: contrast 0.899, motion 0.917, colour 0.018, grating 0.930, null frontal 0.916,
-    // null temporal 0.925. Contrast's two blobs (visual +, default mode −) take two atoms
-    // and no atom is left for colour, the smallest network; the matching still pairs it
-    // one-to-one, with an atom that holds none of it (not asserted: a known shortfall).
-    const { colour_rg: _missed, ...rest } = r;
-    for (const value of Object.values(rest)) expect(value).toBeGreaterThanOrEqual(0.87);
+    // Measured: contrast 0.943, motion 0.914, colour 0.891, grating 0.932, null frontal 0.927,
+    // null temporal 0.925 (mean 0.922). Before atoms with correlated codes were merged,
+    // contrast's two blobs (visual +, default mode −) took two atoms and colour, the
+    // smallest network, got none (|r| 0.02). Floors: measured − 0.03.
+    for (const value of Object.values(r)) expect(value).toBeGreaterThanOrEqual(0.86);
+    const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
+    expect(mean).toBeGreaterThanOrEqual(0.89);
   });
 });
 
@@ -154,25 +158,25 @@ describe('online dictionary learning on the demo session regenerated at SNR 5', 
   it('recovers every planted network as one atom each, five of six at |r| ≥ 0.9', () => {
     const r = recover(true);
     expect(Object.keys(r)).toEqual(['contrast', 'motion', 'colour_rg', 'grating_90', 'null_frontal', 'null_temporal']);
-    // Measured (10 atoms, defaults, seed 0, read-out κ = 3): contrast 0.918, motion 0.932,
-    // colour 0.936, grating 0.768, null frontal 0.934, null temporal 0.903 (mean 0.899); the
+    // Measured (10 atoms, defaults, seed 0, read-out κ = 3): contrast 0.948, motion 0.939,
+    // colour 0.935, grating 0.880, null frontal 0.931, null temporal 0.936 (mean 0.928); the
     // atoms themselves gave 0.71–0.91, mean 0.85, with 6–12k non-zeros, the read-out maps
-    // 1.2–3.3k against planted supports of 0.8–3.5k. Grating stays below 0.9 because the
-    // learning mixes it over two atoms (with contrast and with motion), which no read-out
-    // can undo; with 6 or 12 atoms every network passes 0.9 (measured 0.916 and 0.896 min),
-    // with 7 or 8 contrast does not (0.81, 0.83): the unmixing, not the noise, is the limit
-    // at this SNR. Floors: measured − 0.03 (grating − 0.05).
+    // 1.5–4.1k against planted supports of 0.8–3.5k. Grating stays below 0.9: the learning
+    // mixes part of it into the atoms of contrast and motion, which no read-out undoes.
+    // Over four noise draws (docs/method.md) every network passes 0.9 in some draws and
+    // not in others: the unmixing, not the noise, is the limit at this SNR.
+    // Floors: measured − 0.03.
     const floor: Record<string, number> = {
-      contrast: 0.88,
+      contrast: 0.91,
       motion: 0.9,
       colour_rg: 0.9,
-      grating_90: 0.72,
+      grating_90: 0.85,
       null_frontal: 0.9,
-      null_temporal: 0.87,
+      null_temporal: 0.9,
     };
     for (const [name, value] of Object.entries(r)) expect(value, name).toBeGreaterThanOrEqual(floor[name]);
     expect(Object.values(r).filter((v) => v >= 0.9).length).toBeGreaterThanOrEqual(5);
     const mean = Object.values(r).reduce((a, b) => a + b, 0) / 6;
-    expect(mean).toBeGreaterThanOrEqual(0.87);
+    expect(mean).toBeGreaterThanOrEqual(0.9);
   });
 });

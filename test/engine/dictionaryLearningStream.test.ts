@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { OnlineDictionaryLearning, type DictionaryLearningOptions } from '../../server/engine/dictionaryLearning.ts';
 import type { EstimatorSnapshot } from '../../server/engine/estimator.ts';
 import { SyncactError } from '../../server/errors.ts';
-import { plantedNetworks } from './dictionaryLearningSynth.ts';
+import { createRng } from '../../server/engine/random.ts';
+import { pearson, plantedNetworks } from './dictionaryLearningSynth.ts';
 
 const K = 5;
 const p = plantedNetworks(11, K, 240, 0.3);
@@ -200,6 +201,40 @@ describe('OnlineDictionaryLearning: atoms that fall out of use', () => {
     // The Lasso gives a duplicated column nothing, so without restarts the copy stays.
     expect(first(0)).toBeGreaterThan(0.99);
     expect(Math.abs(first(50))).toBeLessThan(0.9);
+  });
+});
+
+describe('OnlineDictionaryLearning: one network split over two atoms', () => {
+  // Two planted blobs driven by one time course with opposite signs (the demo's visual and
+  // default mode), given one atom each: their maps are orthogonal, so only the codes, which
+  // carry the same time course, show that they are one network.
+  const q = plantedNetworks(11, 6, 60, 0.3);
+  const rng = createRng(3);
+  const volumes = Array.from(q.series[0], (s0, t) =>
+    Float32Array.from(q.maps[0], (_, v) => {
+      let x = 0.3 * rng.normal() - s0 * q.maps[5][v];
+      for (let j = 0; j < 5; j++) x += q.series[j][t] * q.maps[j][v];
+      return x;
+    }),
+  );
+  const init = [0, 5, 1, 2, 3].map((i) => Float32Array.from(q.maps[i]));
+  /** |r| of atoms 0 and 1 with their blobs after the one dictionary update, at TR 30. */
+  const afterUpdate = (restartAfter: number) => {
+    const est = new OnlineDictionaryLearning({ voxels: q.voxels, atoms: 5, init, burnIn: 30, updateEvery: 1000, restartAfter, mapThreshold: 0 });
+    for (const x of volumes.slice(0, 30)) est.update(x);
+    expect(est.updates).toBe(1);
+    return [0, 5].map((i, j) => Math.abs(pearson(q.maps[i], est.atom(j))));
+  };
+
+  it('restarts the weaker once both codes have restartAfter TRs behind them, not before', () => {
+    // Judged at TR 30 with 20 TRs required: one of the two is restarted from the residual.
+    const judged = afterUpdate(20);
+    // (The kept atom's map after one pass: |r| 0.898 measured.)
+    expect(Math.max(...judged)).toBeGreaterThan(0.85);
+    expect(Math.min(...judged)).toBeLessThan(0.5);
+    // With 40 TRs required the codes are not judged yet: both atoms keep their blobs
+    // (0.898 and 0.869 measured).
+    for (const r of afterUpdate(40)) expect(r).toBeGreaterThan(0.85);
   });
 });
 
