@@ -35,8 +35,9 @@
  * collapses them onto a few self-reinforcing voxels (each voxel of a sparse atom is part of
  * its own code) unless the start is already right. The read-out leaves the descent, the
  * codes and the surrogate exactly as they were and drops the noise voxels from the maps:
- * on the demo session |r| with the planted maps goes from 0.74 to 0.83 on average at SNR 1
- * and from 0.85 to 0.90 at SNR 5 (docs/method.md). `mapThreshold: 0` reports the atoms.
+ * on the demo session the read-out alone took the mean |r| with the planted maps from 0.74
+ * to 0.83 at SNR 1 and from 0.85 to 0.90 at SNR 5 (docs/method.md). `mapThreshold: 0`
+ * reports the atoms.
  *
  * Cost per TR: forming D'x and B ← B + xα' touch only non-zero map entries and non-zero
  * codes; the dictionary pass costs K·V plus K·nnz(D) and runs once every m TRs. Memory
@@ -130,10 +131,11 @@ const DUPLICATE_COSINE = 0.9;
  * one time course, so to this estimator they are one network split in two, e.g. the demo's
  * visual (+) and default mode (−) blobs that share a drive, each taking an atom and leaving
  * a network without one. Measured over four noise draws of the demo session (worst
- * network's |r| averaged): at the demo's 8 mm smoothing 0.62 → 0.90 (8 atoms, m = 5) and
- * 0.82 → 0.90 (10 atoms); at SNR 5 0.85 → 0.91 and 0.80 → 0.89; unsmoothed at SNR 1
- * 0.63 → 0.59 (10 atoms) and 0.16 → 0.02 (8 atoms, m = 5, poor either way). 0.9 and 0.8
- * leave most splits alone (SNR-1 codes are noisy); 0.6 starts merging distinct networks.
+ * network's read-out |r| averaged, without → with this rule): at the demo's 8 mm smoothing
+ * 0.62 → 0.89 (8 atoms, m = 5) and 0.82 → 0.90 (10 atoms); at SNR 5 0.80 → 0.86 (10) and
+ * 0.85 → 0.80 (8, m = 5); unsmoothed at SNR 1 0.63 → 0.57 (10) and 0.16 → 0.20 (8, m = 5).
+ * 0.9 and 0.8 leave most splits alone (SNR-1 codes are noisy); 0.6 starts merging distinct
+ * networks; judging codes before restartAfter TRs merges independent ones by chance.
  */
 const DUPLICATE_CODE_CORRELATION = 0.7;
 /** An atom whose number of non-zeros exceeds this share of V is handled as dense. */
