@@ -10,6 +10,7 @@ import type { AnnotationRow, TrState } from '../../protocol/state.ts';
 import { SyncactError } from '../errors.ts';
 import type { EstimatorSnapshot } from '../engine/estimator.ts';
 import { SignificanceTally } from '../engine/truthScore.ts';
+import { annotationRows, regressorAnnotationRows } from '../streams/annotationStage.ts';
 import { runPipeline } from '../streams/pipeline.ts';
 import { nullsReadyAt, type OpenedSession } from '../streams/session.ts';
 import { significanceCoverage, significanceWarning, type SignificanceCoverage } from './significance.ts';
@@ -19,12 +20,16 @@ import { SOFTWARE_VERSION } from './version.ts';
 export interface AnalysisRun {
   final: TrState;
   finalP: Float64Array;
-  /** Final annotation of the joint GLM's regressors (from the pipeline's annotation stage). */
+  /**
+   * Final annotation of the joint GLM's regressors. Without unit maps these are the rows
+   * of the pipeline's annotation stage at the last TR; with unit maps (whose rows that stage
+   * shows instead) they are computed once at the end.
+   */
   annotations: AnnotationRow[];
   /**
    * Final annotation of every mapped unit's own map (session.mapUnits, BH across them;
-   * empty without unit maps or without an atlas). Computed once at the end: at 141 units
-   * it costs about as much as 100 TRs of the demo's regressor annotation.
+   * empty without unit maps or without an atlas): the rows of the pipeline's annotation
+   * stage at the last TR, so a replay's dashboard ends with the same table.
    */
   unitAnnotations: AnnotationRow[];
   tally: SignificanceTally;
@@ -95,6 +100,7 @@ export interface AnalysisCheckpoint {
   /** TRs emitted so far, earlier processes' included. */
   trs: number;
   tally: EstimatorSnapshot;
+  /** The annotation stage's latest rows (annotationStage.ts `annotationRows`). */
   annotations: AnnotationRow[];
   series: AnalysisSeries | null;
 }
@@ -108,7 +114,10 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const scoredFrom = nullsReadyAt(s.nullShifts, s.settings.window, s.nullKind);
   const totals: Record<string, number> = {};
   let final: TrState | null = null;
+  // The annotation stage's latest rows (annotationStage.ts: units from their own maps, or
+  // the regressors without unit maps), and whether the last TR run made them.
   let annotations: AnnotationRow[] = resume?.annotations ?? [];
+  let annotatedLast = false;
   let peak = process.memoryUsage.rss();
   let trs = resume?.trs ?? 0;
   // TRs run by this call (rates and per-TR timings are this process's).
@@ -142,6 +151,7 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
         ran++;
         final = t.state;
         if (t.annotations) annotations = t.annotations;
+        annotatedLast = t.annotations !== null;
         if (t.state.tr >= scoredFrom) tally.add(t.state.significant);
         if (series) {
           series.trs.push(t.state.tr);
@@ -160,12 +170,13 @@ export async function analyzeSession(s: OpenedSession, options: AnalyzeOptions =
   const seconds = (performance.now() - t0) / 1000;
   if (final === null) throw new Error('unreachable: a session has at least 3 TRs');
   const last: TrState = final;
+  // Stopped early (stopAfter) off the stride: annotate where the run ended, as a seek does.
+  if (s.annotate && !annotatedLast && s.engine.mapsReady) annotations = annotationRows(s.engine);
   const ta = performance.now();
-  const unitAnnotations: AnnotationRow[] =
-    s.annotate && s.mapUnits.length > 0
-      ? s.engine.annotate(s.mapUnits, 'unit').map((a) => ({ unit: a.unit, label: a.label, sign: a.sign, score: a.score, p: a.p, q: a.q }))
-      : [];
-  if (unitAnnotations.length > 0) totals.unit_annotation = performance.now() - ta;
+  const mapped = s.mapUnits.length > 0;
+  const unitAnnotations = mapped ? annotations : [];
+  if (mapped) annotations = s.annotate && s.engine.mapsReady ? regressorAnnotationRows(s.engine) : [];
+  if (mapped && annotations.length > 0) totals.regressor_annotation = performance.now() - ta;
   const fractionSignificant = tally.fractions();
   const finalP = s.engine.coupling(s.settings.fdrQ).p;
   const stages = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, { total_ms: v, per_tr_ms: v / Math.max(1, ran) }]));

@@ -507,7 +507,7 @@ export class CouplingEngine implements Estimator {
   annotate(units?: ArrayLike<number>, maps: 'glm' | 'unit' = 'glm'): (UnitAnnotation & { unit: number; q: number })[] {
     if (!this.annotation) throw bad('no annotation templates were configured');
     const list = units ? Array.from(units) : Array.from(maps === 'unit' ? this.mapUnits : this.glmUnits);
-    // Maps made one at a time (each read twice): 141 unit maps at 403,192 voxels are 227 MB.
+    // Maps made one at a time (each read once): 141 unit maps at 403,192 voxels are 227 MB.
     const mapOf = (i: number) => (maps === 'unit' ? this.unitTmap(list[i]) : this.tmap(list[i]));
     return annotateUnitsFrom(list.length, mapOf, this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
   }

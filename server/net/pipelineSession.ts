@@ -36,6 +36,7 @@ import { denseWeights } from '../io/atlas.ts';
 import { runPipeline, type PipelineOptions, type PipelineTr } from '../streams/pipeline.ts';
 import type { ClockCommand, ReplaySpeed } from '../streams/replayClock.ts';
 import type { OpenedSession } from '../streams/session.ts';
+import { annotationRows } from '../streams/annotationStage.ts';
 import type { LiveSession } from './liveSession.ts';
 
 export interface PipelineSessionOptions {
@@ -57,11 +58,6 @@ export interface PipelineSessionOptions {
 export interface PipelineLiveSession extends LiveSession {
   /** Stops the replay (the clock completes after the TR in flight). */
   stop(): void;
-}
-
-/** The engine's current annotation as protocol rows (as annotationStage.ts makes them). */
-function annotationRows(engine: OpenedSession['engine']): AnnotationRow[] {
-  return engine.annotate().map((a): AnnotationRow => ({ unit: a.unit, label: a.label, sign: a.sign, score: a.score, p: a.p, q: a.q }));
 }
 
 export function pipelineLiveSession(session: OpenedSession, options: PipelineSessionOptions = {}): PipelineLiveSession {
