@@ -43,3 +43,37 @@ describe('annotation table rows', () => {
     expect(JSON.parse(JSON.stringify(rows))).toEqual(copy);
   });
 });
+
+describe('annotation table with a row per CNN unit', () => {
+  // Layers named so that the alphabetical order (c, pca, s, z) is not the model's (s, c, z, pca).
+  const layers = ['s1', 'c1', 'z9'];
+  const units = [
+    ...layers.flatMap((layer) => Array.from({ length: 100 }, (_, channel) => ({ layer, channel }))),
+    { layer: 'pca', channel: 0 },
+  ].map((u, index) => ({ index, ...u }));
+  const big = { units, regressors: ['pc1'] };
+  // Every unit but the regressor, listed from the last to the first, with scores that do not follow the order.
+  const many: AnnotationRow[] = units
+    .slice(0, 300)
+    .reverse()
+    .map((u) => ({ unit: u.index, label: 'visual', sign: 1, score: ((u.index * 37) % 101) / 101, p: 0.01, q: ((u.index * 53) % 97) / 97 }));
+
+  it('sorts by layer in the model order, channel by channel within a layer, both ways', () => {
+    const asc = annotationRows(big, many, { layer: null, sort: 'layer', descending: false });
+    expect(asc).toHaveLength(300);
+    expect(asc.map((r) => r.unit)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(asc[100].name).toBe('c1:0');
+    const desc = annotationRows(big, many, { layer: null, sort: 'layer', descending: true });
+    expect(desc.slice(0, 2).map((r) => r.name)).toEqual(['z9:0', 'z9:1']);
+    expect(desc[299].name).toBe('s1:99');
+  });
+
+  it('sorts hundreds of rows by q and keeps one layer when filtered', () => {
+    const byQ = annotationRows(big, many, { layer: null, sort: 'q', descending: false });
+    for (let i = 1; i < byQ.length; i++) expect(byQ[i].q).toBeGreaterThanOrEqual(byQ[i - 1].q);
+    const c1 = annotationRows(big, many, { layer: 'c1', sort: 'score', descending: true });
+    expect(c1).toHaveLength(100);
+    expect(new Set(c1.map((r) => r.layer))).toEqual(new Set(['c1']));
+    for (let i = 1; i < c1.length; i++) expect(c1[i].score).toBeLessThanOrEqual(c1[i - 1].score);
+  });
+});

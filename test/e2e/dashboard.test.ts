@@ -217,6 +217,20 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     expect(Buffer.compare(await page.locator('[data-testid=brain] .view').screenshot(), brainBefore)).not.toBe(0);
     expect(Buffer.compare(await page.locator('[data-testid=timeline-canvas]').screenshot(), timelineBefore)).not.toBe(0);
     await shot('e2e-heatmap-network.png');
+    // the annotation lists every CNN unit from its own map; the clicked unit's row is selected and scrolled into view
+    expect(await page.textContent('[data-testid=annotation-count]')).toBe('141 units');
+    const row = page.locator(`[data-testid=annotations] tbody tr[data-unit="${ownOverlay!.split(':')[1]}"]`);
+    await until(async () => (await row.getAttribute('class')) ?? '', (c) => c.split(' ').includes('sel'), "the selected unit's row");
+    const list = page.locator('[data-testid=annotations] .scroll');
+    const visible = async () => {
+      const [b, r] = [await list.boundingBox(), await row.boundingBox()];
+      return b !== null && r !== null && r.y >= b.y && r.y + r.height <= b.y + b.height + 1;
+    };
+    await until(visible, (v) => v, "the selected unit's row in view");
+    // sorted by layer: the model's first unit (s1:0) heads the list
+    await page.click('[data-testid=annotations] th:has-text("layer")');
+    expect(await page.locator('[data-testid=annotations] tbody tr').first().getAttribute('data-unit')).toBe('0');
+    await shot('e2e-annotation-units.png');
     // a PCA component (the last group, a GLM regressor): its t-map, defined by TR 200
     await canvas.click({ position: { x: box.width - 8 - 2, y: 4 + 0.5 * cellH } });
     const unitOverlay = await until(() => brain('data-overlay'), (o) => /^unit-t:\d+$/.test(o ?? '') && Number(o!.split(':')[1]) >= 141, "the component's t-map overlay");
