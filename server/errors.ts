@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'REPLAY_VOLUME_MISMATCH'
   | 'REPLAY_BAD_OPTIONS'
   | 'REPLAY_BAD_ACK'
+  | 'REPLAY_SPILL_FAILED'
   // wire protocol and live server (protocol/, server/net/)
   | 'PROTOCOL_INVALID_MESSAGE'
   | 'PROTOCOL_UNKNOWN_TYPE'

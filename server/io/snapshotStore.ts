@@ -266,6 +266,11 @@ async function syncDir(dir: string): Promise<void> {
 export interface WriteFaults {
   /** Called after the `.partial` file is complete and synced, before the rename. */
   beforeRename?: () => void | Promise<void>;
+  /**
+   * fsync the file and its folder (default true). Seek snapshots spilled to a temporary
+   * folder (server/io/snapshotSpill.ts) skip it: they need not survive a power loss.
+   */
+  sync?: boolean;
 }
 
 /**
@@ -312,13 +317,13 @@ export async function writeStateFile(file: string, meta: StateMeta, tree: Snapsh
         await writeAll(fh, bytesOf(arrays[i]));
         if (pads[i]) await writeAll(fh, zeros.subarray(0, pads[i]));
       }
-      await fh.sync();
+      if (faults.sync ?? true) await fh.sync();
     } finally {
       await fh.close();
     }
     await faults.beforeRename?.();
     await rename(partial, target);
-    await syncDir(join(target, '..'));
+    if (faults.sync ?? true) await syncDir(join(target, '..'));
   } catch (e) {
     await unlink(partial).catch(() => {});
     if (e instanceof SyncactError) throw e;

@@ -28,7 +28,7 @@
  * (its owner, the session, does it), so its final read-outs (maps, annotation) stay
  * available after the stream completes.
  */
-import { concat, concatMap, defer, ignoreElements, of, share, tap, type Observable, type SchedulerLike } from 'rxjs';
+import { concat, concatMap, defer, finalize, ignoreElements, of, share, tap, type Observable, type SchedulerLike } from 'rxjs';
 import type { TrState } from '../../protocol/state.ts';
 import type { CouplingEngine, CouplingSnapshot } from '../engine/coupling.ts';
 import { annotateEvery } from './annotationStage.ts';
@@ -45,7 +45,7 @@ import { updateSliding } from './slidingStage.ts';
 import { updateUnitMaps } from './unitMapsStage.ts';
 import type { ClockCommand, ReplaySpeed } from './replayClock.ts';
 import type { ReplayInputs } from './replayInputs.ts';
-import { seekBySnapshots, SnapshotStore } from './snapshots.ts';
+import { seekBySnapshots, SnapshotStore, type SnapshotStoreOptions } from './snapshots.ts';
 import { toTrState, type PipelineTr } from './telemetry.ts';
 import { newTrWork, type TrWork } from './trWork.ts';
 import { attachUnitResponses } from './unitResponses.ts';
@@ -74,6 +74,8 @@ export interface PipelineOptions {
   snapshotEvery: number | null;
   /** Most snapshots held at once (default 16). */
   maxSnapshots?: number;
+  /** Memory and spill budgets of the seek snapshots (snapshots.ts; default 256 MiB in memory, the rest spilled to os.tmpdir()). */
+  snapshotBudget?: Pick<SnapshotStoreOptions, 'memoryBytes' | 'diskBytes' | 'spill'>;
   /** The TR's last movie frame as a thumbnail (absent: null in every state). */
   frame?: FrameProvider;
   /**
@@ -103,7 +105,7 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
       }),
       share(),
     );
-    const store = o.snapshotEvery === null ? null : new SnapshotStore(o.snapshotEvery, o.maxSnapshots ?? 16);
+    const store = o.snapshotEvery === null ? null : new SnapshotStore({ every: o.snapshotEvery, maxKept: o.maxSnapshots ?? 16, ...o.snapshotBudget });
     // Without a store, a jump back restores the state the pipeline started from.
     const initial = o.zeroState ?? (store === null ? engine.snapshot() : null);
     const stages = {
@@ -153,6 +155,6 @@ export function runPipeline(o: PipelineOptions): Observable<PipelineTr> {
       },
       (tick) =>
         of(newTrWork(tick)).pipe(stages.seek, stages.units, stages.volume, stages.engine, stages.annotation, stages.frame, stages.state, stages.after),
-    );
+    ).pipe(finalize(() => store?.close()));
   });
 }
