@@ -37,7 +37,8 @@ export function htmlReport(c: AnalysisContent): string {
     ['TRs', `${c.series.trs.length} × ${info.tr} s`],
     ['voxels in mask', String(info.maskIndices.length)],
     ['model', `${info.model.id} (${info.model.backend})`],
-    ['units', `${info.units.length} in ${info.layers.length} layers; GLM regressors: ${info.regressors.join(', ')}`],
+    // info.units also lists the GLM regressors (coupled like units): count the CNN's own.
+    ['units', `${info.layers.reduce((n, l) => n + l.channels, 0)} CNN units in ${info.layers.length} layers; GLM regressors: ${info.regressors.join(', ')}`],
     ['brain features', info.features.join(', ')],
     ['coupled pairs', String(c.pairs.length)],
     ['software', `syncact ${SOFTWARE_VERSION}`],

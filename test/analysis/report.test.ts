@@ -171,6 +171,8 @@ describe('analyze --out: derivatives folder', () => {
     expect(html).not.toMatch(/<script|<link|<iframe|<img|@import|url\(/i);
     expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:\/\//);
     expect((html.match(/<svg /g) ?? []).length).toBeGreaterThanOrEqual(5);
+    // The summary counts the CNN's units, not the GLM regressors coupled beside them.
+    expect(html).toContain('<th>units</th><td>141 CNN units in 6 layers; GLM regressors: s1:0, c1:8, c1:9, color:2</td>');
     for (const label of ['Coupling matrix', 'Which networks each layer maps to', 'CKA', 'Timelines of the strongest pairs', 'time from run start (s)', 'linear CKA (0–1)', 'Pearson r (unitless)', 'sliding r']) expect(html).toContain(label);
     // Every unit × feature cell of the matrix is drawn.
     expect((html.match(/<rect [^>]*><title>[^<]* · [^<]*: r = /g) ?? []).length).toBe(145 * 15);
