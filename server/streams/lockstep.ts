@@ -106,7 +106,7 @@ export function planLockstep(o: LockstepOptions): LockstepPlan {
   let tr: number;
   if (sessionTr === null) {
     if (o.headerTr === null || !(o.headerTr > 0)) {
-      throw new SyncactError('REPLAY_NO_TR', 'the header gives no TR (pixdim[4] is 0, or 3D files) and the session gives none: set "tr"', o.fmri);
+      throw new SyncactError('REPLAY_NO_TR', 'the header gives no TR (pixdim[4] is 0, or 3D files) and the session gives none: set "tr" (or --tr)', o.fmri);
     }
     tr = o.headerTr;
   } else {
@@ -114,7 +114,7 @@ export function planLockstep(o: LockstepOptions): LockstepPlan {
     if (o.headerTr !== null && Math.abs(sessionTr - o.headerTr) > TR_TOLERANCE) {
       const what = `the session's TR (${fmt(sessionTr)}) differs from the header's (${fmt(o.headerTr)})`;
       if (!o.acceptTrMismatch) {
-        throw new SyncactError('REPLAY_TR_MISMATCH', `${what}: fix "tr" in the session, or accept the session's TR explicitly`, o.fmri);
+        throw new SyncactError('REPLAY_TR_MISMATCH', `${what}: fix "tr" in the session, or accept the session's TR explicitly (--accept-tr)`, o.fmri);
       }
       warnings.push({ kind: 'tr_mismatch_accepted', message: `${fmri}: ${what}; using the session's TR as asked` });
     }

@@ -104,7 +104,7 @@ describe('planLockstep', () => {
       expect.objectContaining({
         code: 'REPLAY_TR_MISMATCH',
         file: 'bold.nii',
-        message: expect.stringContaining("the session's TR (2 s) differs from the header's (1 s)"),
+        message: expect.stringMatching(/the session's TR \(2 s\) differs from the header's \(1 s\).*--accept-tr/),
       }) as unknown as Error,
     );
     const plan = planLockstep({ ...base, tr: 2, acceptTrMismatch: true, frameCount: 480 });
@@ -113,7 +113,7 @@ describe('planLockstep', () => {
   });
 
   it('no TR anywhere is REPLAY_NO_TR; a live folder takes the session TR', () => {
-    expect(() => planLockstep({ ...base, headerTr: null })).toThrow(expect.objectContaining({ code: 'REPLAY_NO_TR' }) as unknown as Error);
+    expect(() => planLockstep({ ...base, headerTr: null })).toThrow(expect.objectContaining({ code: 'REPLAY_NO_TR', message: expect.stringContaining('--tr') }) as unknown as Error);
     expect(planLockstep({ ...base, headerTr: null, tr: 1 }).tr).toBe(1);
   });
 
