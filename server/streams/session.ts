@@ -374,7 +374,7 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     if (!options.units && K < settings.regressors) {
       warnings.push(`GLM regressors: ${K} principal components instead of ${settings.regressors} (${unitCount} units, ${trCount} TRs)`);
     }
-    const reduction: UnitReductionSpec = options.units ? { kind: 'units', units: options.units } : { kind: 'pca', components: K };
+    const reduction: UnitReductionSpec = options.units ? { kind: 'units', units: options.units } : { kind: 'pca', components: K, upToRank: true };
     const cache = options.cacheDir === null ? null : new FeatureCache({ dir: options.cacheDir, logger: options.log });
     let lastPct = -1;
     const cnn = await runCnnStage({
@@ -400,6 +400,9 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     });
     if (options.log) options.log(cnn.cacheHit ? 'CNN activations: from the feature cache' : `CNN activations: computed (${cnn.cacheMiss ?? 'no cache'})`);
     Object.assign(openMs, cnn.stageMs);
+    if (cnn.reducer.k < K) {
+      warnings.push(`GLM regressors: ${cnn.reducer.k} principal components instead of ${K}: the ${unitCount} unit responses have rank ${cnn.reducer.k}`);
+    }
 
     const t = performance.now();
     const U = cnn.units;

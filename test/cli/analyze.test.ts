@@ -193,6 +193,15 @@ describe('syncact analyze', () => {
     expect(report.summary.layers.map((l: { name: string }) => l.name)).toEqual(['/relu2/Relu_output_0', 'logits']);
     expect(report.summary.units).toBe(8 + 5);
     expect(existsSync(join(out, 'func', 'task-movie_desc-fbn_components.nii.gz'))).toBe(false);
+    // Its logits are a linear read-out of relu2: the 13 responses have rank 9. Asking for more
+    // components than that fits those that carry variance, with a warning, not a refusal.
+    const wide = join(tmp, 'tiny', 'session-12-regressors.json');
+    writeFileSync(wide, JSON.stringify({ ...JSON.parse(readFileSync(sessionFile, 'utf8')), engine: { window: 6, nulls: 4, regressors: 12 } }));
+    const capped = join(tmp, 'onnx-capped');
+    expect(await run(['--session', wide, '--frames-per-tr', '2', '--cache-dir', cacheDir, '--quiet', '--out', capped, '--max-trs', '20', '--networks', '0', '--model', model, '--layers', '/relu2/Relu_output_0,logits'])).toBe(0);
+    const cappedReport = JSON.parse(readFileSync(join(capped, 'report.json'), 'utf8'));
+    expect(cappedReport.summary.regressors).toEqual(Array.from({ length: 9 }, (_, j) => `pc${j + 1}`));
+    expect(cappedReport.summary.warnings).toContain('GLM regressors: 9 principal components instead of 12: the 13 unit responses have rank 9');
     await expect(run([...common(), '--out', out, '--model', model])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--layers/) });
   });
 

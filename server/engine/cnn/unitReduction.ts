@@ -38,7 +38,7 @@ export interface UnitReducer {
   transform(response: Float64Array | Float32Array, out?: Float64Array): Float64Array;
 }
 
-export type UnitReductionSpec = { kind: 'units'; units: readonly number[] } | { kind: 'pca'; components: number };
+export type UnitReductionSpec = { kind: 'units'; units: readonly number[] } | { kind: 'pca'; components: number; upToRank?: boolean };
 
 /** The regressors are the responses of the chosen units, in the order given. */
 export class ChosenUnits implements UnitReducer {
@@ -143,8 +143,12 @@ const MIN_RELATIVE_SINGULAR_VALUE = 1e-6;
  * @param options.components K, at most the number of units and at most TRs − 1
  * @param options.solver 'dense' (full eigendecomposition of the Gram matrix) or 'lanczos'
  *   (top K only); default dense up to 200 TRs or units, Lanczos beyond. Same answer.
+ * @param options.upToRank when the responses have rank r < K, fit the r components that carry
+ *   variance (k = r) instead of refusing: tapped layers can be linearly dependent (a layer and
+ *   a linear read-out of it, dead ReLU channels), and a session's default K should not make
+ *   such a model unusable. Rank 0 is still refused.
  */
-export function fitUnitPca(responses: readonly (Float64Array | Float32Array)[], options: { components: number; solver?: 'dense' | 'lanczos' }): UnitPca {
+export function fitUnitPca(responses: readonly (Float64Array | Float32Array)[], options: { components: number; solver?: 'dense' | 'lanczos'; upToRank?: boolean }): UnitPca {
   const K = options.components;
   const T = responses.length;
   if (T === 0) throw new SyncactError('ENGINE_BAD_INPUT', 'unit reduction: no TRs to fit components on');
@@ -195,6 +199,7 @@ export function fitUnitPca(responses: readonly (Float64Array | Float32Array)[], 
     const lambda = j < values.length ? values[j] : 0;
     const s = Math.sqrt(Math.max(0, lambda));
     if (!(s > MIN_RELATIVE_SINGULAR_VALUE * s0)) {
+      if (options.upToRank && j > 0) break;
       throw new SyncactError('ENGINE_BAD_INPUT', `unit reduction: only ${j} components carry variance (the unit responses have rank ${j}); ask for at most ${j}`);
     }
     const e = vectors[j];
@@ -219,14 +224,15 @@ export function fitUnitPca(responses: readonly (Float64Array | Float32Array)[], 
     singularValues[j] = s;
     explainedVarianceRatio[j] = lambda / total;
   }
-  return new UnitPca({ trs: T, mean, std, invStd, loadings, singularValues, explainedVarianceRatio });
+  const k = loadings.length;
+  return new UnitPca({ trs: T, mean, std, invStd, loadings, singularValues: singularValues.slice(0, k), explainedVarianceRatio: explainedVarianceRatio.slice(0, k) });
 }
 
 /** Builds the reducer a session asks for; `responses` (the whole movie) is needed for PCA. */
 export function fitUnitReducer(spec: UnitReductionSpec, responses: readonly (Float64Array | Float32Array)[]): UnitReducer {
   if (responses.length === 0) throw new SyncactError('ENGINE_BAD_INPUT', 'unit reduction: no TRs of unit responses');
   if (spec.kind === 'units') return new ChosenUnits({ units: spec.units, width: responses[0].length });
-  return fitUnitPca(responses, { components: spec.components });
+  return fitUnitPca(responses, { components: spec.components, upToRank: spec.upToRank });
 }
 
 /** Up to this Gram size the dense eigendecomposition is cheap (≤ 0.1 s) and is used. */

@@ -146,6 +146,32 @@ describe('fitUnitPca', () => {
     expect(() => fitUnitPca(rank1, { components: 2 })).toThrow(/only 1 components carry variance/);
     expect(() => fitUnitPca([new Float64Array(3), new Float64Array(4)], { components: 1 })).toThrow(/has 4 values, expected 3/);
   });
+
+  it('upToRank fits the components that carry variance: the same ones as asking for exactly the rank', () => {
+    // 3 seeded signals mixed into 8 units: rank 3, so a fourth component does not exist.
+    const rng = createRng(5);
+    const T = 40;
+    const signals = Array.from({ length: 3 }, () => Float64Array.from({ length: T }, () => rng.normal()));
+    const mix = Array.from({ length: 8 }, () => Array.from({ length: 3 }, () => rng.normal()));
+    const X = Array.from({ length: T }, (_, t) => Float64Array.from(mix, (w) => w[0] * signals[0][t] + w[1] * signals[1][t] + w[2] * signals[2][t]));
+    for (const solver of ['dense', 'lanczos'] as const) {
+      expect(() => fitUnitPca(X, { components: 5, solver })).toThrow(/only 3 components carry variance/);
+      const capped = fitUnitPca(X, { components: 5, solver, upToRank: true });
+      const exact = fitUnitPca(X, { components: 3, solver });
+      expect(capped.k).toBe(3);
+      expect(capped.singularValues).toHaveLength(3);
+      expect(capped.explainedVarianceRatio).toHaveLength(3);
+      for (let j = 0; j < 3; j++) {
+        expect(Math.abs(capped.singularValues[j] - exact.singularValues[j])).toBeLessThan(1e-9 * exact.singularValues[0]);
+        capped.loadings[j].forEach((v, u) => expect(Math.abs(v - exact.loadings[j][u])).toBeLessThan(1e-8));
+      }
+      expect(capped.explainedVarianceRatio.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    }
+    expect(fitUnitReducer({ kind: 'pca', components: 5, upToRank: true }, X).k).toBe(3);
+    // Rank 0 (every unit constant) has no component to give.
+    const flat = Array.from({ length: 10 }, () => Float64Array.of(1, 2, 3));
+    expect(() => fitUnitPca(flat, { components: 2, upToRank: true })).toThrow(/only 0 components carry variance/);
+  });
 });
 
 describe('ChosenUnits', () => {
