@@ -12,6 +12,11 @@
  *   child process so the peak RSS is its own (bench/pipeline_hcp7t.ts). Targets ≥ 2 TR/s
  *   and < 2048 MiB. pipeline.hcp7t_long_peak_rss_mb is the same at 180 TRs and
  *   pipeline.hcp7t_rss_growth_mb the difference: what run length costs in memory.
+ * - pipeline.hcp7t_replay_peak_rss_mb: the same streamed hcp7t through the replay's path
+ *   (runPipeline with seek snapshots every 10 TRs, annotation on that stride) for 60 TRs,
+ *   then one seek back to TR 25 and on to TR 59 (bench/pipeline_hcp7t_replay.ts). Target
+ *   < 2048 MiB. pipeline.hcp7t_replay_reference_peak_rss_mb is analyze's peak over the
+ *   same 60 TRs in the same bench run: the difference is what seek snapshots cost.
  * The demo session is generated into .syncact/demo on first use (as `npm start` does) and
  * the CNN activations are cached in .syncact/cache, so only the first run pays for them.
  */
@@ -25,6 +30,10 @@ import { openSession } from '../server/streams/session.ts';
 
 const HCP7T_TRS = 60;
 const HCP7T_LONG_TRS = 180;
+/** Small enough that the 60 TRs take 7 snapshots, so the store must thin and spill them. */
+const REPLAY_SNAPSHOT_EVERY = 10;
+/** Off the snapshot grid, so the seek restores a snapshot and replays TRs after it. */
+const REPLAY_SEEK_TO = 25;
 const root = resolve(import.meta.dirname, '..');
 
 const suite: BenchSuite = {
@@ -39,6 +48,8 @@ const suite: BenchSuite = {
     'pipeline.hcp7t_peak_rss_mb',
     'pipeline.hcp7t_long_peak_rss_mb',
     'pipeline.hcp7t_rss_growth_mb',
+    'pipeline.hcp7t_replay_peak_rss_mb',
+    'pipeline.hcp7t_replay_reference_peak_rss_mb',
   ],
   async run(ctx) {
     const out: Record<string, number> = {};
@@ -79,6 +90,20 @@ const suite: BenchSuite = {
         out['pipeline.hcp7t_long_peak_rss_mb'] = long.peak_rss_mb;
         out['pipeline.hcp7t_rss_growth_mb'] = long.peak_rss_mb - short.peak_rss_mb;
       }
+    }
+    if (ctx.wants('pipeline.hcp7t_replay')) {
+      const child = async (script: string, args: string[]) => {
+        const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin/run-ts.js'), join(root, script), ...args], { cwd: root, maxBuffer: 1 << 20 });
+        return JSON.parse(stdout.trim().split('\n').pop() as string);
+      };
+      const replay = await child('bench/pipeline_hcp7t_replay.ts', [String(HCP7T_TRS), String(REPLAY_SNAPSHOT_EVERY), String(REPLAY_SEEK_TO), cacheDir]);
+      const reference = await child('bench/pipeline_hcp7t.ts', [String(HCP7T_TRS), cacheDir]);
+      ctx.log(
+        `hcp7t replay: ${replay.trs} TRs, snapshots every ${replay.snapshot_every}, seek back to TR ${replay.seek_to} (restored, then ${replay.seek_caught_up} TRs replayed in ${replay.seek_ms.toFixed(0)} ms); ` +
+          `peak RSS ${replay.peak_rss_mb.toFixed(0)} MB (RSS ${replay.rss_before_seek_mb.toFixed(0)} MB before the seek, ${replay.rss_after_seek_mb.toFixed(0)} MB after); analyze over the same TRs ${reference.peak_rss_mb.toFixed(0)} MB`,
+      );
+      out['pipeline.hcp7t_replay_peak_rss_mb'] = replay.peak_rss_mb;
+      out['pipeline.hcp7t_replay_reference_peak_rss_mb'] = reference.peak_rss_mb;
     }
     return out;
   },

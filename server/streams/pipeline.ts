@@ -74,7 +74,7 @@ export interface PipelineOptions {
   snapshotEvery: number | null;
   /** Most snapshots held at once (default 16). */
   maxSnapshots?: number;
-  /** Memory and spill budgets of the seek snapshots (snapshots.ts; default 256 MiB in memory, the rest spilled to os.tmpdir()). */
+  /** Memory and spill budgets of the seek snapshots (snapshots.ts; default 512 MiB in memory, the rest spilled to os.tmpdir()). */
   snapshotBudget?: Pick<SnapshotStoreOptions, 'memoryBytes' | 'diskBytes' | 'spill'>;
   /** The TR's last movie frame as a thumbnail (absent: null in every state). */
   frame?: FrameProvider;

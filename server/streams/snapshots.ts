@@ -12,7 +12,7 @@
  *
  * Memory: one snapshot holds the whole engine: a few MB for the demo, ~600 MB at hcp7t size
  * (403k voxels; the unit maps' U×V cross-products are most of it). The store keeps at most
- * `maxKept` snapshots; those that fit `memoryBytes` (256 MiB by default) stay in memory,
+ * `maxKept` snapshots; those that fit `memoryBytes` (512 MiB by default: the demo's 40 MB snapshots all stay in memory) stay in memory,
  * the others are spilled to a private temporary folder (server/io/snapshotSpill.ts, up to
  * `diskBytes`, 4 GiB by default) and read back on a seek, so a replay's memory is its live
  * state plus at most one snapshot in transit (taken or being restored), whatever the run
@@ -40,7 +40,7 @@ export interface SnapshotStoreOptions {
   every: number;
   /** The most snapshots held at once, in memory and spilled together (≥ 2; default 16). */
   maxKept?: number;
-  /** Bytes of snapshots held in memory (default 256 MiB); the rest are spilled. */
+  /** Bytes of snapshots held in memory (default 512 MiB); the rest are spilled. */
   memoryBytes?: number;
   /** Bytes of spilled snapshots (default 4 GiB); with a spill, at least 2 are kept regardless. */
   diskBytes?: number;
@@ -64,7 +64,7 @@ export class SnapshotStore {
   constructor(o: SnapshotStoreOptions) {
     const { every } = o;
     this.maxKept = o.maxKept ?? 16;
-    this.memoryBytes = o.memoryBytes ?? 2 ** 28;
+    this.memoryBytes = o.memoryBytes ?? 2 ** 29;
     this.diskBytes = o.diskBytes ?? 2 ** 32;
     if (!Number.isInteger(every) || every < 1) throw new SyncactError('REPLAY_BAD_OPTIONS', `snapshot spacing must be a positive integer, got ${every}`);
     if (!Number.isInteger(this.maxKept) || this.maxKept < 2) throw new SyncactError('REPLAY_BAD_OPTIONS', `at least 2 snapshots must be kept, got ${this.maxKept}`);
