@@ -29,6 +29,7 @@ export const SESSION_OPTIONS = {
   'accept-tr': { type: 'boolean' },
   fps: { type: 'string' },
   'stop-at-movie-end': { type: 'boolean' },
+  'live-timeout': { type: 'string' },
   model: { type: 'string' },
   layers: { type: 'string' },
   'frames-per-tr': { type: 'string' },
@@ -55,6 +56,7 @@ export const SESSION_USAGE = `session (a session.json, or its fields as flags; f
   --fps F            frame rate of a movie given as a folder of images
   --stop-at-movie-end  end at the movie's last TR (default: later TRs carry no frames)
   --fmri may name a folder that receives one 3D NIfTI per TR (live mode; needs --mask)
+  --live-timeout S   live mode: seconds to wait for each volume, the first included (default 30)
 
 model and pipeline:
   --model M          builtin (default), a .onnx file, or a TF.js model.json
@@ -135,6 +137,8 @@ export async function sessionFromArgs(
     throw new SyncactError('CLI_USAGE', `${command}: --smoothing-fwhm must be a FWHM in mm ≥ 0 (0: none), got "${v['smoothing-fwhm']}"`);
   }
   if (source.fps !== undefined && !(source.fps > 0)) throw new SyncactError('CLI_USAGE', `${command}: --fps must be a positive frame rate, got "${v.fps}"`);
+  const liveTimeout = v['live-timeout'] === undefined ? undefined : numberOption(command, 'live-timeout', v['live-timeout'], NaN);
+  if (liveTimeout !== undefined && !(liveTimeout > 0)) throw new SyncactError('CLI_USAGE', `${command}: --live-timeout must be a positive number of seconds, got "${v['live-timeout']}"`);
   const layers = v.layers?.split(',').map((x) => x.trim()).filter(Boolean);
   let model: ModelSpec | undefined;
   if (v.model && v.model !== 'builtin') {
@@ -152,6 +156,7 @@ export async function sessionFromArgs(
     maxTrs: positiveInt(command, 'max-trs', v['max-trs'], 3),
     acceptTrMismatch: v['accept-tr'] ?? false,
     stopAtMovieEnd: v['stop-at-movie-end'] ?? false,
+    ...(liveTimeout === undefined ? {} : { live: { timeoutMs: liveTimeout * 1000 } }),
     cacheDir: v['no-cache'] ? null : v['cache-dir'] ? resolve(v['cache-dir']) : undefined,
     log: (m) => say(m),
   };

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,13 @@ describe('syncact replay', () => {
     await expect(run([...common(), '--from', '-1'])).rejects.toMatchObject({ code: 'CLI_USAGE' });
     await expect(run([...common(), '--max-trs', '12', '--from', '12'])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/past the last TR/) });
     await expect(run(['--fmri'])).rejects.toMatchObject({ code: 'CLI_USAGE' });
+    await expect(run([...common(), '--live-timeout', '0'])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--live-timeout/) });
+  });
+
+  it('--live-timeout sets how long a live folder waits for a volume (the default 30 s would outlast this test)', async () => {
+    const empty = join(tmp, 'live-empty');
+    mkdirSync(empty);
+    await expect(run([...common(), '--fmri', empty, '--tr', '1', '--live-timeout', '0.3'])).rejects.toMatchObject({ code: 'REPLAY_MISSING_VOLUME', file: empty });
   });
 
   it('Ctrl-C (SIGINT) stops the replay cleanly: exit code 130, no stack trace', async () => {
