@@ -12,8 +12,9 @@
  *
  * Memory: one snapshot holds the whole engine: a few MB for the demo, ~600 MB at hcp7t size
  * (403k voxels; the unit maps' U×V cross-products are most of it). The store keeps at most
- * `maxKept` snapshots; those that fit `memoryBytes` (512 MiB by default: the demo's 40 MB snapshots all stay in memory) stay in memory,
- * the others are spilled to a private temporary folder (server/io/snapshotSpill.ts, up to
+ * `maxKept` snapshots; those that fit `memoryBytes` (512 MiB by default: the demo's 40 MB
+ * snapshots all fit) with room left for one more in transit stay in memory, the others
+ * are spilled to a private temporary folder (server/io/snapshotSpill.ts, up to
  * `diskBytes`, 4 GiB by default) and read back on a seek, so a replay's memory is its live
  * state plus at most one snapshot in transit (taken or being restored), whatever the run
  * length and snapshot size. When the store is full it doubles its spacing and drops the
@@ -108,7 +109,8 @@ export class SnapshotStore {
 
   /**
    * Keeps the engine's state if its TR count is on the spacing and not held yet: in memory
-   * when it fits the memory budget, else written to the spill folder (REPLAY_SPILL_FAILED
+   * when it fits the memory budget with room left for the largest snapshot in transit
+   * (held ones are spilled when a larger snapshot shrinks that room), else written to the spill folder (REPLAY_SPILL_FAILED
    * when that fails: the snapshot is then not held, and nothing partial is).
    */
   async offer(engine: CouplingEngine): Promise<void> {
@@ -128,8 +130,17 @@ export class SnapshotStore {
       for (const t of [...trs]) if (t % this.spacing !== 0) trs.delete(t);
     }
     for (const t of [...this.kept.keys()]) if (!trs.has(t)) await this.drop(t);
+    // One snapshot is in transit at a time (being taken, or read back for a seek): held ones
+    // leave room for it, so the budget bounds the peak, not only what sits in memory.
+    if (this.spill !== null) {
+      for (const t of this.trs) {
+        const held = this.kept.get(t) as Held;
+        if (held.snapshot === undefined || this.bytesInMemory + this.largest <= this.memoryBytes) continue;
+        this.kept.set(t, { tr: t, bytes: held.bytes, file: (await this.spill.write(t, held.snapshot)).file });
+      }
+    }
     if (!trs.has(k)) return;
-    if (this.spill === null || this.bytesInMemory + bytes <= this.memoryBytes) {
+    if (this.spill === null || this.bytesInMemory + bytes + this.largest <= this.memoryBytes) {
       this.kept.set(k, { tr: k, bytes, snapshot: snap });
       return;
     }
