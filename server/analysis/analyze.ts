@@ -15,7 +15,7 @@ import { runPipeline } from '../streams/pipeline.ts';
 import { nullsReadyAt, type OpenedSession } from '../streams/session.ts';
 import { significanceCoverage, significanceWarning, type SignificanceCoverage } from './significance.ts';
 import { truthBlock, type TruthBlock } from './truth.ts';
-import { SOFTWARE_VERSION } from './version.ts';
+import { SOFTWARE_COMMIT, SOFTWARE_VERSION } from './version.ts';
 
 export interface AnalysisRun {
   final: TrState;
@@ -288,7 +288,7 @@ export function reportJson(
     version: 3,
     trs_per_second: run.trsPerSecond,
     peak_rss_mb: run.peakRssMb,
-    software: { name: 'syncact', version: SOFTWARE_VERSION },
+    software: { name: 'syncact', version: SOFTWARE_VERSION, commit: SOFTWARE_COMMIT },
     session: {
       path: s.config.path,
       fmri: s.config.fmri,

@@ -29,7 +29,7 @@ import { validateModelSpec, type ModelSpec } from '../engine/cnn/modelSpec.ts';
 import { openSession, type OpenOptions, type SessionSource } from '../streams/session.ts';
 import { analyzeSession, coupledPairs } from './analyze.ts';
 import { bootstrapCi, pearson, spearman } from './correlation.ts';
-import { SOFTWARE_VERSION } from './version.ts';
+import { SOFTWARE_COMMIT, SOFTWARE_VERSION } from './version.ts';
 
 /** One model to compare: a spec (or, in tests, an extractor), with its accuracy when known. */
 export interface ModelEntry {
@@ -215,7 +215,7 @@ export async function compareModels(source: SessionSource, entries: ModelEntry[]
     models,
     correlations,
     parameters: {
-      software: { name: 'syncact', version: SOFTWARE_VERSION },
+      software: { name: 'syncact', version: SOFTWARE_VERSION, commit: SOFTWARE_COMMIT },
       session: source,
       models: entries.map((e) => ({ name: e.name, model: 'id' in e.model ? { extractor: e.model.id } : e.model, accuracy: e.accuracy })),
       annotate_every: options.annotateEvery ?? 100,

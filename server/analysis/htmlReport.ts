@@ -12,7 +12,7 @@
 import type { AnalysisContent } from './report.ts';
 import { CATEGORICAL, axes, diverging, esc, frame, polyline, px, scale, svg, ticks } from './svg.ts';
 import { regressorLayer } from './tables.ts';
-import { SOFTWARE_VERSION } from './version.ts';
+import { SOFTWARE_COMMIT, SOFTWARE_VERSION } from './version.ts';
 
 const WIDTH = 1100;
 const MAX_HOVER_CELLS = 20_000;
@@ -41,7 +41,7 @@ export function htmlReport(c: AnalysisContent): string {
     ['units', `${info.layers.reduce((n, l) => n + l.channels, 0)} CNN units in ${info.layers.length} layers; GLM regressors: ${info.regressors.join(', ')}`],
     ['brain features', info.features.join(', ')],
     ['coupled pairs', String(c.pairs.length)],
-    ['software', `syncact ${SOFTWARE_VERSION}`],
+    ['software', `syncact ${SOFTWARE_VERSION}${SOFTWARE_COMMIT ? ` (commit ${SOFTWARE_COMMIT.slice(0, 12)})` : ''}`],
   ];
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>syncact report: ${esc(info.name)}</title>

@@ -14,6 +14,7 @@ import { analyze } from '../../server/commands/analyze.ts';
 import { openNifti } from '../../server/io/nifti/read.ts';
 import { openSession } from '../../server/streams/session.ts';
 import { analyzeSession, reproducibleReport, RUN_MEASUREMENTS } from '../../server/analysis/analyze.ts';
+import { SOFTWARE_COMMIT } from '../../server/analysis/version.ts';
 import { createSyntheticSession } from '../../server/synth/session.ts';
 import { writeSyntheticSession } from '../../server/synth/writeSession.ts';
 
@@ -91,7 +92,7 @@ describe('analyze --out: derivatives folder', () => {
       ].sort(),
     );
     const report = JSON.parse(first.get('report.json')!.toString());
-    expect(report.software).toEqual({ name: 'syncact', version: JSON.parse(readFileSync('package.json', 'utf8')).version });
+    expect(report.software).toEqual({ name: 'syncact', version: JSON.parse(readFileSync('package.json', 'utf8')).version, commit: SOFTWARE_COMMIT });
     expect(report.parameters).toMatchObject({ frames_per_tr: 2, units: [0, 40, 41, 130], glm_units: ['s1:0', 'c1:8', 'c1:9', 'color:2'], model_spec: { kind: 'builtin' } });
     expect(report.parameters.engine).toMatchObject({ window: 6, nulls: 4, microtimeBins: 16 });
     expect(report.session.entities).toEqual({ subject: '07', session: null, task: 'movie', run: '2' });
