@@ -230,6 +230,7 @@ describe('dashboard on syncact demo, in headless Chromium', () => {
     // sorted by layer: the model's first unit (s1:0) heads the list
     await page.click('[data-testid=annotations] th:has-text("layer")');
     expect(await page.locator('[data-testid=annotations] tbody tr').first().getAttribute('data-unit')).toBe('0');
+    await until(async () => (await list.evaluate((el) => el.scrollTop)) as number, (t) => t === 0, 'the sorted list at its top');
     await shot('e2e-annotation-units.png');
     // a PCA component (the last group, a GLM regressor): its t-map, defined by TR 200
     await canvas.click({ position: { x: box.width - 8 - 2, y: 4 + 0.5 * cellH } });
