@@ -12,8 +12,12 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export const SOFTWARE_VERSION: string = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-/** The commit checked out at ROOT (uncommitted changes are not seen), or null outside a git checkout (an npm install). */
-export const SOFTWARE_COMMIT: string | null = gitCommit(ROOT);
+/**
+ * The commit checked out at ROOT (uncommitted changes are not seen), or null outside a git
+ * checkout (an npm install); $SYNCACT_COMMIT, when set and not empty, says it instead (a
+ * container or tarball built from a known commit).
+ */
+export const SOFTWARE_COMMIT: string | null = process.env.SYNCACT_COMMIT || gitCommit(ROOT);
 
 /**
  * HEAD's commit, read from the repository's files rather than by running git (which may be

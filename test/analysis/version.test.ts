@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { gitCommit, SOFTWARE_COMMIT } from '../../server/analysis/version.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'syncact-version-'));
@@ -40,6 +40,17 @@ describe('gitCommit', () => {
   it('is null outside a checkout or for a ref that does not resolve', () => {
     expect(gitCommit(join(tmp, 'nothing-here'))).toBeNull();
     expect(gitCommit(files(join(tmp, 'unborn'), { '.git/HEAD': 'ref: refs/heads/main\n' }))).toBeNull();
+  });
+
+  it('$SYNCACT_COMMIT, when set, is the recorded commit (a build without .git)', async () => {
+    vi.stubEnv('SYNCACT_COMMIT', B);
+    vi.resetModules();
+    try {
+      expect((await import('../../server/analysis/version.ts')).SOFTWARE_COMMIT).toBe(B);
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
   });
 
   it('in this checkout, equals git rev-parse HEAD', () => {

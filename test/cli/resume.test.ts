@@ -16,6 +16,7 @@ import { join, relative, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { reproducibleReport } from '../../server/analysis/analyze.ts';
+import { SOFTWARE_COMMIT } from '../../server/analysis/version.ts';
 import { analyze } from '../../server/commands/analyze.ts';
 import { replay } from '../../server/commands/replay.ts';
 import { createRng } from '../../server/engine/random.ts';
@@ -39,7 +40,10 @@ interface ChildResult {
 /** `syncact ARGS` in a child process; with `killAtUpdate`, SIGKILLed at that engine update. */
 async function child(args: string[], killAtUpdate?: number): Promise<ChildResult> {
   const argv = killAtUpdate ? ['--import', 'tsx', join(root, 'test/cli/sigkillAtUpdate.ts'), String(killAtUpdate), ...args] : [join(root, 'bin/syncact.js'), ...args];
-  const p = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The children record the commit this process loaded, not whatever HEAD is when they start
+  // (a commit landing mid-test would otherwise make their report differ from the reference).
+  const env = { ...process.env, SYNCACT_COMMIT: SOFTWARE_COMMIT ?? '' };
+  const p = spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   p.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
