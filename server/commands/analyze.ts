@@ -65,65 +65,80 @@ export const analyze: Command = {
     const say = (line: string) => {
       if (!values.quiet) process.stderr.write(line + '\n');
     };
-    const { source, options } = await sessionFromArgs('analyze', values, say);
-    const session = await openSession(source, options);
-    try {
-      for (const w of session.warnings) say(`warning: ${w}`);
-      say(`${session.info.name}: ${session.inputs.trCount} TRs, ${session.maskIndices.length} voxels, ${session.cnn.units} units, ${session.info.features.length} features`);
-      // --state-dir: the run's state every N TRs; --resume: continue from the newest (docs/state-dir.md).
-      const saved = stateSettings ? await RunState.open(session, stateSettings, { name: 'analyze', parameters: { annotateEvery: every } }, say) : null;
-      const run = await analyzeSession(session, {
-        annotateEvery: every,
-        keepSeries: true,
-        resume: saved?.resumed ? checkpointFrom(saved.resumed, true) : undefined,
-        afterTr: saved ? (checkpoint) => saved.state.afterTr(session.engine, () => checkpointParts(checkpoint())) : undefined,
-      });
-      const report = reportJson(
-        session,
-        run,
-        {
-          annotate_every: every,
-          frames_per_tr: options.framesPerTr ?? null,
-          layers: options.layers ?? null,
-          units: options.units ?? null,
-          networks: options.networks ?? null,
-          max_trs: options.maxTrs ?? null,
-          accept_tr: options.acceptTrMismatch ?? false,
-          stop_at_movie_end: options.stopAtMovieEnd ?? false,
-          fps: source.fps ?? null,
-          model_spec: options.model ?? { kind: 'builtin' },
-        },
-        ['syncact', 'analyze', ...argv].join(' '),
+    // Ctrl-C: nothing half-done is presented as complete (the folder is written only at the
+    // end, atomically), so stopping at once is safe; say what state the user is left in.
+    const out = values.out;
+    const onSigint = () => {
+      process.stderr.write(
+        `analyze: interrupted; ${out} was not written` +
+          (stateSettings ? ` (the run's state is in ${stateSettings.dir}: add --resume to continue from it)\n` : '\n'),
       );
-      const files = await writeAnalysis(values.out, {
-        info: session.info,
-        engine: session.engine,
-        entities: session.config.entities,
-        series: run.series as AnalysisSeries,
-        pairs: coupledPairs(session, run),
-        glmUnits: session.glmUnits,
-        mapUnits: session.mapUnits,
-        networks: session.networks,
-        final: run.final,
-        finalP: run.finalP,
-        fractionSignificant: run.fractionSignificant,
-        annotations: run.annotations,
-        unitAnnotations: run.unitAnnotations,
-        fdrQ: session.settings.fdrQ,
-        report,
-      });
-      say(`${run.trs} TRs in ${run.seconds.toFixed(1)} s (${run.trsPerSecond.toFixed(1)} TR/s), peak RSS ${run.peakRssMb.toFixed(0)} MiB`);
-      if (run.truth) {
-        const t = run.truth;
-        say(
-          `truth: sensitivity ${fmt(t.sensitivity)}, false-positive rate ${fmt(t.false_positive_rate)}, ` +
-            `map r ${fmt(t.map_correlation)}, annotation accuracy ${fmt(t.annotation_accuracy)}`,
+      process.exit(130);
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const { source, options } = await sessionFromArgs('analyze', values, say);
+      const session = await openSession(source, options);
+      try {
+        for (const w of session.warnings) say(`warning: ${w}`);
+        say(`${session.info.name}: ${session.inputs.trCount} TRs, ${session.maskIndices.length} voxels, ${session.cnn.units} units, ${session.info.features.length} features`);
+        // --state-dir: the run's state every N TRs; --resume: continue from the newest (docs/state-dir.md).
+        const saved = stateSettings ? await RunState.open(session, stateSettings, { name: 'analyze', parameters: { annotateEvery: every } }, say) : null;
+        const run = await analyzeSession(session, {
+          annotateEvery: every,
+          keepSeries: true,
+          resume: saved?.resumed ? checkpointFrom(saved.resumed, true) : undefined,
+          afterTr: saved ? (checkpoint) => saved.state.afterTr(session.engine, () => checkpointParts(checkpoint())) : undefined,
+        });
+        const report = reportJson(
+          session,
+          run,
+          {
+            annotate_every: every,
+            frames_per_tr: options.framesPerTr ?? null,
+            layers: options.layers ?? null,
+            units: options.units ?? null,
+            networks: options.networks ?? null,
+            max_trs: options.maxTrs ?? null,
+            accept_tr: options.acceptTrMismatch ?? false,
+            stop_at_movie_end: options.stopAtMovieEnd ?? false,
+            fps: source.fps ?? null,
+            model_spec: options.model ?? { kind: 'builtin' },
+          },
+          ['syncact', 'analyze', ...argv].join(' '),
         );
+        const files = await writeAnalysis(values.out, {
+          info: session.info,
+          engine: session.engine,
+          entities: session.config.entities,
+          series: run.series as AnalysisSeries,
+          pairs: coupledPairs(session, run),
+          glmUnits: session.glmUnits,
+          mapUnits: session.mapUnits,
+          networks: session.networks,
+          final: run.final,
+          finalP: run.finalP,
+          fractionSignificant: run.fractionSignificant,
+          annotations: run.annotations,
+          unitAnnotations: run.unitAnnotations,
+          fdrQ: session.settings.fdrQ,
+          report,
+        });
+        say(`${run.trs} TRs in ${run.seconds.toFixed(1)} s (${run.trsPerSecond.toFixed(1)} TR/s), peak RSS ${run.peakRssMb.toFixed(0)} MiB`);
+        if (run.truth) {
+          const t = run.truth;
+          say(
+            `truth: sensitivity ${fmt(t.sensitivity)}, false-positive rate ${fmt(t.false_positive_rate)}, ` +
+              `map r ${fmt(t.map_correlation)}, annotation accuracy ${fmt(t.annotation_accuracy)}`,
+          );
+        }
+        for (const f of files) say(`  wrote ${f}`);
+        return 0;
+      } finally {
+        await session.close();
       }
-      for (const f of files) say(`  wrote ${f}`);
-      return 0;
     } finally {
-      await session.close();
+      process.off('SIGINT', onSigint);
     }
   },
 };

@@ -1,12 +1,15 @@
 /**
  * `syncact analyze` on the tiny synthetic session written to disk, with the built-in CNN:
  * the folder it writes (report.json fields, truth block, NIfTI stacks equal to the
- * pipeline's maps, coupling table equal to the final state), and that a failed run never
- * leaves a folder that looks complete.
+ * pipeline's maps, coupling table equal to the final state), and that a failed or
+ * interrupted run never leaves a folder that looks complete.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { analyze } from '../../server/commands/analyze.ts';
 import { commands } from '../../server/commands/index.ts';
@@ -209,5 +212,23 @@ describe('syncact analyze', () => {
     await expect(run(['--session', sessionFile])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--out/) });
     await expect(run(['--out', join(tmp, 'x')])).rejects.toMatchObject({ code: 'CLI_USAGE', message: expect.stringMatching(/--session/) });
     await expect(run([...common(), '--out', join(tmp, 'x'), '--units', 'a,b'])).rejects.toMatchObject({ code: 'CLI_USAGE' });
+  });
+
+  it('Ctrl-C (SIGINT) mid-run: exit code 130, a line saying the folder was not written, no folder', async () => {
+    const out = join(tmp, 'interrupted');
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+    // SIGINT from inside the child at its 20th engine TR: mid-run however fast the machine is.
+    const p = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/cli/sigkillAtUpdate.ts'), '20', 'analyze', ...common(), '--out', out], {
+      cwd: root,
+      env: { ...process.env, SYNCACT_TEST_SIGNAL: 'SIGINT' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    p.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const [code] = (await once(p, 'exit')) as [number | null];
+    expect(code).toBe(130);
+    expect(stderr).toContain(`analyze: interrupted; ${out} was not written`);
+    expect(stderr).not.toMatch(/at .*\.ts:\d+/);
+    expect(existsSync(out)).toBe(false);
   });
 });
