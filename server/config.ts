@@ -50,6 +50,12 @@ export interface EngineSettings {
   fdrQ: number;
   /** Fraction of in-mask voxels taken as a map's "top voxels" for Dice in annotation: 0.1. */
   annotationTop: number;
+  /**
+   * Temporal null maps for the unit annotation's p-values (each a mapped unit's response
+   * circularly shifted over the run; costs like that many more unit maps): 100, fewer
+   * where the voxels would pass their memory budget (session.ts); 0 for none (p NaN).
+   */
+  annotationNulls: number;
   /** Estimator snapshots are kept every this many TRs, for seeking: 50. */
   snapshotEvery: number;
 }
@@ -68,6 +74,7 @@ export const ENGINE_DEFAULTS: Readonly<EngineSettings> = Object.freeze({
   nulls: 100,
   fdrQ: 0.05,
   annotationTop: 0.1,
+  annotationNulls: 100,
   snapshotEvery: 50,
 });
 
@@ -161,6 +168,7 @@ const ENGINE_KEYS: Record<string, keyof EngineSettings> = {
   nulls: 'nulls',
   fdr_q: 'fdrQ',
   annotation_top: 'annotationTop',
+  annotation_nulls: 'annotationNulls',
   snapshot_every: 'snapshotEvery',
 };
 
@@ -326,6 +334,9 @@ function parseEngine(
         break;
       case 'annotationTop':
         out.annotationTop = number(name, value, (n) => n > 0 && n <= 1, 'a fraction in (0, 1]');
+        break;
+      case 'annotationNulls':
+        out.annotationNulls = number(name, value, int(0), 'a non-negative integer');
         break;
       case 'snapshotEvery':
         out.snapshotEvery = number(name, value, int(1), 'a positive integer (TRs)');

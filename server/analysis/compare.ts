@@ -14,7 +14,12 @@
  *    (every CNN unit unless the session's unit_maps says otherwise) whose map (the t-map
  *    of the unit's own GLM) matches an atlas network significantly: annotation q ≤ the
  *    session's fdr_q, BH across those units. A model with more units is not favoured: it
- *    is a share. With unit_maps "none" it falls back to the joint GLM's regressors.
+ *    is a share. The p is the temporal null's (coupling.ts UnitMapNullOptions): the map
+ *    must match its network better than the maps of the model's own responses circularly
+ *    shifted over the run, so a pseudo-random model scores ~0 (on the tiny session: noise
+ *    0, features 1, mixture 2/3; the spatial null gave all three 1). With unit_maps "none"
+ *    it falls back to the joint GLM's regressors, whose p is still the spatial null's (map
+ *    structure, not coupling: read that fraction with care).
  *  - coupled_unit_fraction: the share of CNN units with at least one brain feature they
  *    are coupled with in at least half of the scored TRs (analyze's "coupled pairs").
  * Across the models that have an ImageNet top-1 accuracy (at least 3): Pearson r and

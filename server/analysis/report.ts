@@ -82,7 +82,10 @@ const ANNOTATION_COLUMNS = {
   label: { Description: 'the atlas network whose map best matches the unit\'s synchronized t-map (its own GLM; largest |spatial r| inside the mask)' },
   sign: { Description: 'sign of that spatial correlation (-1: the map is the network\'s negative)' },
   score: { Description: '|spatial Pearson r| between the t-map and the network map' },
-  p: { Description: 'p-value against smoothness-matched Gaussian random field nulls, each scored by its best |r| over all networks' },
+  p: {
+    Description:
+      "p-value of the score, from the best |r| over all networks of null maps: for units with their own map, the maps of mapped units' responses circularly shifted over the run (temporal null, annotation_nulls; tests coupling); for GLM regressors (unit maps \"none\"), smoothness-matched Gaussian random fields (spatial null; tests map structure only)",
+  },
   q: { Description: 'Benjamini-Hochberg q across the annotated units' },
 };
 

@@ -29,6 +29,16 @@
  * FWHM wide, 45% of pure smooth-noise maps got p < 0.05 (the blocks break the large-scale
  * structure that makes smooth maps correlate with smooth templates by chance).
  * Without `grid` there is no spatial model, so p is NaN.
+ *
+ * That spatial null tests map structure, not coupling: any BOLD t-map is more network-like
+ * than random smooth fields (a response correlates by chance with the strong, structured
+ * network signals), so a pseudo-random unit got q ≤ 0.05 with it. Units with synchronized
+ * maps of their own therefore use a TEMPORAL null instead ({@link annotateUnitsFrom} with
+ * `temporalNulls`): the best scores of the maps of units' responses circularly shifted
+ * over the run (coupling.ts, UnitMapNullOptions), pooled over the shifted columns:
+ * p = (1 + #{null ≥ score}) / (1 + nulls) as above. Beyond the largest null that floor
+ * 1/(S + 1) is replaced, only there, by the tail of a normal fitted to the Fisher z of the
+ * null scores (see {@link temporalNullP}), so BH across many units can still reject.
  */
 import { SyncactError } from '../errors.ts';
 import { createRng } from './random.ts';
@@ -353,6 +363,66 @@ export function nullBestScores(
   return out;
 }
 
+/**
+ * Best scores (max over templates of |r|, the label's statistic) of `count` maps made one
+ * at a time by `mapOf`: the temporal null of the unit annotation. NaN for a map with no
+ * defined r (e.g. a constant null response).
+ */
+export function nullBestScoresFrom(count: number, mapOf: (j: number) => Float32Array, o: Pick<AnnotationOptions, 'templates'>): Float64Array {
+  const out = new Float64Array(count);
+  const scores = new Float64Array(o.templates.length);
+  for (let j = 0; j < count; j++) {
+    const m = mapOf(j);
+    for (let k = 0; k < o.templates.length; k++) scores[k] = spatialCorrelation(m, o.templates[k]);
+    out[j] = best(scores).score;
+  }
+  return out;
+}
+
+/** erfc(x), |relative error| < 1.2e-7 (Numerical Recipes' Chebyshev fit). */
+function erfc(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? r : 2 - r;
+}
+
+/**
+ * The temporal-null p of a best score: (1 + #{null ≥ score}) / (1 + #defined nulls), and,
+ * for a score above every null, the smaller of that floor and the upper tail of a normal
+ * fitted to the nulls' Fisher z (atanh r) at the score's z. Why the tail only there: inside
+ * the nulls' range the empirical p is exact under exchangeability, so a pure-noise unit's
+ * p stays uniform; past the largest of S nulls it cannot go below 1/(S + 1), and with BH
+ * across ~141 units a unit at that floor needs ~28 others with it to reach q ≤ 0.05
+ * (S = 100). NaN when fewer than 2 nulls are defined or the score is NaN.
+ */
+export function temporalNullP(score: number, nulls: Float64Array): number {
+  if (Number.isNaN(score)) return NaN;
+  let exceed = 0, used = 0, s = 0, ss = 0;
+  for (const x of nulls) {
+    if (Number.isNaN(x)) continue;
+    used++;
+    if (x >= score) exceed++;
+    const z = Math.atanh(Math.min(x, 1 - 1e-12));
+    s += z;
+    ss += z * z;
+  }
+  if (used < 2) return NaN;
+  const floor = (1 + exceed) / (1 + used);
+  if (exceed > 0) return floor;
+  const mean = s / used;
+  const sd = Math.sqrt(Math.max(0, (ss - s * s / used) / (used - 1)));
+  if (!(sd > 0)) return floor;
+  const z = (Math.atanh(Math.min(score, 1 - 1e-12)) - mean) / sd;
+  return Math.min(floor, 0.5 * erfc(z / Math.SQRT2));
+}
+
 /** p = (1 + #{null ≥ score}) / (1 + #defined nulls); NaN when none is defined. */
 function nullP(score: number, nulls: Float64Array): number {
   let exceed = 0;
@@ -440,11 +510,19 @@ export function annotateUnits(maps: Float32Array[], o: AnnotationOptions): (Unit
 /**
  * {@link annotateUnits} with the maps made on demand, one alive at a time (each asked for
  * once): the same results, without holding every map, which at
- * 141 units × 403,192 voxels is 227 MB.
+ * 141 units × 403,192 voxels is 227 MB. With `temporalNulls` (best scores of temporal null
+ * maps, {@link nullBestScoresFrom}) p comes from them ({@link temporalNullP}) instead of
+ * the spatial null fields.
  */
-export function annotateUnitsFrom(count: number, mapOf: (i: number) => Float32Array, o: AnnotationOptions): (UnitAnnotation & { q: number })[] {
+export function annotateUnitsFrom(
+  count: number,
+  mapOf: (i: number) => Float32Array,
+  o: AnnotationOptions,
+  temporalNulls?: Float64Array,
+): (UnitAnnotation & { q: number })[] {
   const nulls = o.nulls ?? 200;
-  const grid = nulls > 0 && o.grid ? o.grid : null;
+  // With a temporal null no spatial null is drawn (nor the FWHM estimated).
+  const grid = nulls > 0 && o.grid && !temporalNulls ? o.grid : null;
   const results: UnitAnnotation[] = [];
   const fwhms: number[] = [];
   let valid: Uint8Array | null = null;
@@ -465,6 +543,7 @@ export function annotateUnitsFrom(count: number, mapOf: (i: number) => Float32Ar
       for (const r of results) r.p = r.index < 0 ? NaN : nullP(r.score, dist);
     }
   }
+  if (temporalNulls) for (const r of results) r.p = r.index < 0 ? NaN : temporalNullP(r.score, temporalNulls);
   const q = benjaminiHochberg(Float64Array.from(results, (r) => r.p));
   return results.map((r, i) => ({ ...r, q: q[i] }));
 }

@@ -15,7 +15,8 @@
  *   4. sliding-window correlation of u with f, shift nulls, BH    → coupling matrix
  *   5. per layer: incremental linear CKA of u[layer] with f        → layer similarity
  * Annotation is not incremental (it compares whole maps with templates) and runs on
- * demand from the current t-maps.
+ * demand from the current t-maps; the maps of its temporal null (units' responses
+ * circularly shifted, `unitMaps.nulls`) are updated in 1b beside the units' own.
  *
  * `update` runs one TR through every stage. The stages are also methods of their own
  * (`beginTr`, which validates the input once, then `updateGlm`, `updateUnitMaps`, `updateFeatures`,
@@ -48,7 +49,8 @@ import { RunningStandardizer } from './standardize.ts';
 import { DriftResidual } from './driftResidual.ts';
 import { IncrementalCka } from './cka.ts';
 import { benjaminiHochberg, rejectAt } from './fdr.ts';
-import { annotateUnitsFrom, type AnnotationOptions, type UnitAnnotation } from './annotation.ts';
+import { annotateUnitsFrom, nullBestScoresFrom, type AnnotationOptions, type UnitAnnotation } from './annotation.ts';
+import { createRng } from './random.ts';
 
 export interface CouplingEngineOptions {
   /** V: masked voxels per volume. */
@@ -80,8 +82,9 @@ export interface CouplingEngineOptions {
    * Units that get their own synchronized map (indices into the U responses; unitMaps.ts),
    * with the index among the extras of the constant column (the drift row's last);
    * omitted: no unit maps. O(units·V) per TR and units·V float64 of state.
+   * `nulls`: the temporal null of the unit annotation ({@link UnitMapNullOptions}).
    */
-  unitMaps?: { units: ArrayLike<number>; interceptColumn?: number };
+  unitMaps?: { units: ArrayLike<number>; interceptColumn?: number; nulls?: UnitMapNullOptions };
   /** Template networks for on-demand annotation (over the same V voxels). */
   annotation?: AnnotationOptions;
   /**
@@ -103,6 +106,27 @@ export interface CouplingStageTimes {
   dictionary: number;
   sliding: number;
   cka: number;
+}
+
+/**
+ * The temporal null of the unit annotation: `count` null columns, each a seeded (mapped
+ * unit, shift s) pair whose value at TR k is that unit's response at TR (k − s) mod T,
+ * read from `series` (the whole run's T×U responses, TR-major, as the sliding nulls'
+ * series). They get maps of their own beside the mapped units' (the same UnitMaps, so
+ * O(count·V) per TR and count·V float64 more), and each null map's best-template score
+ * is a draw of "a unit's map with its coupling to this run's BOLD broken": the shift
+ * keeps the unit's temporal structure and the BOLD's, and breaks their alignment.
+ * Shifts lie in [minShift, T − minShift]: a shift (or its complement on the circle)
+ * shorter than the response's autocorrelation would leave part of the coupling in.
+ */
+export interface UnitMapNullOptions {
+  /** S, the null columns (0: none; the annotation of unit maps then has NaN p). */
+  count: number;
+  seed: number;
+  /** m ≥ 1: the shortest shift in TRs; T − 2m + 1 ≥ 1 shifts must fit. */
+  minShift: number;
+  /** T×U responses, TR-major (`series[t·U + i]`); the run may not go past TR T − 1. */
+  series: Float64Array;
 }
 
 /** One TR of input. Not modified; held from `beginTr` to `endTr`, not after. */
@@ -132,8 +156,12 @@ export interface CouplingSnapshot extends EstimatorSnapshot {
 }
 
 const KIND = 'coupling';
-/** 2: the dictionary's drift residual joined the parts; 3: the unit maps (and their units) joined. */
-const VERSION = 3;
+/**
+ * 2: the dictionary's drift residual joined the parts; 3: the unit maps (and their units)
+ * joined; 4: the unit maps hold the temporal null columns after the mapped units (and the
+ * snapshot their (unit, shift) pairs).
+ */
+const VERSION = 4;
 
 /** The per-TR stages, in the order they must be called (`update` calls them all). */
 const STAGES = ['beginTr', 'updateGlm', 'updateUnitMaps', 'updateFeatures', 'preprocess', 'updateDictionary', 'updateSliding', 'updateCka', 'endTr'] as const;
@@ -141,6 +169,20 @@ type Stage = (typeof STAGES)[number];
 
 function bad(message: string): SyncactError {
   return new SyncactError('ENGINE_BAD_INPUT', `coupling engine: ${message}`);
+}
+
+/** `count` distinct integers of [0, n) in seeded random order (sparse partial Fisher–Yates). */
+function drawDistinct(n: number, count: number, seed: number): number[] {
+  const rng = createRng(seed);
+  const swapped = new Map<number, number>();
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(count, n); i++) {
+    const j = i + rng.int(n - i);
+    const at = swapped.get(j) ?? j;
+    swapped.set(j, swapped.get(i) ?? i);
+    out.push(at);
+  }
+  return out;
 }
 
 function indexList(name: string, xs: ArrayLike<number>, size: number): Int32Array {
@@ -168,6 +210,11 @@ export class CouplingEngine implements Estimator {
   private readonly unitMapOf: Int32Array;
   private readonly unitMaps: UnitMaps | null;
   private readonly mapResponses: Float64Array;
+  /** Temporal null columns: their unit (index into the U responses) and shift, and the T×U series. */
+  private readonly nullUnits: Int32Array;
+  private readonly nullShifts: Int32Array;
+  private readonly nullSeries: Float64Array;
+  private readonly nullSeriesLength: number;
   private readonly atlas: BrainFeatures;
   private readonly standardizer: RunningStandardizer | null;
   /** Removes the extras' fit from the dictionary's sample (null without extras). */
@@ -250,9 +297,37 @@ export class CouplingEngine implements Estimator {
       if (this.unitMapOf[u] >= 0) throw bad(`unitMaps.units lists unit ${u} twice`);
       this.unitMapOf[u] = i;
     });
-    this.mapResponses = new Float64Array(this.mapUnits.length);
+    const nulls = this.mapUnits.length > 0 ? o.unitMaps?.nulls : undefined;
+    const asked = nulls ? nulls.count : 0;
+    if (!(Number.isInteger(asked) && asked >= 0)) throw bad(`unitMaps.nulls.count must be an integer ≥ 0, got ${asked}`);
+    let pairs: number[] = [];
+    let T = 0;
+    let m = 0;
+    if (nulls && asked > 0) {
+      const series = nulls.series;
+      if (!(series instanceof Float64Array && series.length > 0 && series.length % units === 0)) {
+        throw bad(`unitMaps.nulls.series must be a Float64Array of T × ${units} responses, got length ${series?.length}`);
+      }
+      T = series.length / units;
+      m = nulls.minShift;
+      if (!(Number.isInteger(m) && m >= 1 && T - 2 * m + 1 >= 1)) {
+        throw bad(`unitMaps.nulls: shifts in [${m}, ${T - m}] of a ${T}-TR series: minShift must be an integer ≥ 1 with T − 2·minShift ≥ 0`);
+      }
+      for (let i = 0; i < series.length; i++) if (!Number.isFinite(series[i])) throw bad(`unitMaps.nulls.series[${i}] is ${series[i]} (responses must be finite)`);
+      // Distinct (unit, shift) pairs, at most all of them: a repeated pair would count one null map twice.
+      pairs = drawDistinct(this.mapUnits.length * (T - 2 * m + 1), asked, nulls.seed);
+    }
+    const S = pairs.length;
+    const shifts = T - 2 * m + 1;
+    this.nullUnits = Int32Array.from(pairs, (pair) => this.mapUnits[Math.floor(pair / shifts)]);
+    this.nullShifts = Int32Array.from(pairs, (pair) => m + (pair % shifts));
+    this.nullSeries = S > 0 && nulls ? nulls.series : new Float64Array(0);
+    this.nullSeriesLength = S > 0 ? T : 0;
+    this.mapResponses = new Float64Array(this.mapUnits.length + S);
     this.unitMaps =
-      this.mapUnits.length > 0 ? new UnitMaps({ voxels, units: this.mapUnits.length, extras, interceptColumn: o.unitMaps?.interceptColumn }) : null;
+      this.mapUnits.length > 0
+        ? new UnitMaps({ voxels, units: this.mapUnits.length + S, extras, interceptColumn: o.unitMaps?.interceptColumn })
+        : null;
 
     // Built last: the GLM may start worker threads, which a throw above would leak.
     this.sliding = new SlidingCorrelation({ ...o.sliding, units, features: this.features });
@@ -352,7 +427,16 @@ export class CouplingEngine implements Estimator {
     if (!this.unitMaps) return;
     const t0 = this.now();
     const x = this.mapResponses;
-    for (let i = 0; i < x.length; i++) x[i] = units[this.mapUnits[i]];
+    const M = this.mapUnits.length;
+    for (let i = 0; i < M; i++) x[i] = units[this.mapUnits[i]];
+    const T = this.nullSeriesLength;
+    if (this.nullUnits.length > 0) {
+      if (this.trs >= T) throw bad(`TR ${this.trs} is past the ${T}-TR response series of the annotation's temporal nulls`);
+      for (let j = 0; j < this.nullUnits.length; j++) {
+        const t = (((this.trs - this.nullShifts[j]) % T) + T) % T;
+        x[M + j] = this.nullSeries[t * this.units + this.nullUnits[j]];
+      }
+    }
     this.unitMaps.update(x, extras, volume);
     this.lap('unitMaps', t0);
   }
@@ -475,6 +559,18 @@ export class CouplingEngine implements Estimator {
     return out ? maps.betas(this.unitMapOf[unit], out) : maps.betas(this.unitMapOf[unit]);
   }
 
+  /** The temporal null columns of the unit annotation: each one's unit (index into the U responses) and circular shift in TRs. */
+  get unitMapNulls(): { unit: number; shift: number }[] {
+    return Array.from(this.nullUnits, (unit, j) => ({ unit, shift: this.nullShifts[j] }));
+  }
+
+  /** t map of temporal null column j (the unit's map with its response shifted; see {@link UnitMapNullOptions}). */
+  nullUnitTmap(j: number, out?: Float32Array): Float32Array {
+    if (!(Number.isInteger(j) && j >= 0 && j < this.nullUnits.length) || !this.unitMaps) throw bad(`null column ${j} is not in [0, ${this.nullUnits.length})`);
+    const i = this.mapUnits.length + j;
+    return out ? this.unitMaps.tmap(i, out) : this.unitMaps.tmap(i);
+  }
+
   /** Residual df of every unit's own GLM, T − r − 1 (NaN without unit maps or where ≤ 0). */
   unitMapsDegreesOfFreedom(): number {
     return this.unitMaps ? this.unitMaps.degreesOfFreedom() : NaN;
@@ -501,15 +597,20 @@ export class CouplingEngine implements Estimator {
   /**
    * Annotates units from their current t-maps against the configured templates, with BH
    * q-values across the units annotated. `maps: 'glm'` (default) reads the joint GLM's
-   * maps (default units: every GLM unit); `'unit'` each unit's own map (default units:
-   * every mapped unit).
+   * maps (default units: every GLM unit), p from the spatial null (annotation.ts);
+   * `'unit'` each unit's own map (default units: every mapped unit), p from the temporal
+   * null: the best-template scores of the null columns' maps ({@link UnitMapNullOptions};
+   * NaN p without null columns).
    */
   annotate(units?: ArrayLike<number>, maps: 'glm' | 'unit' = 'glm'): (UnitAnnotation & { unit: number; q: number })[] {
     if (!this.annotation) throw bad('no annotation templates were configured');
     const list = units ? Array.from(units) : Array.from(maps === 'unit' ? this.mapUnits : this.glmUnits);
     // Maps made one at a time (each read once): 141 unit maps at 403,192 voxels are 227 MB.
-    const mapOf = (i: number) => (maps === 'unit' ? this.unitTmap(list[i]) : this.tmap(list[i]));
-    return annotateUnitsFrom(list.length, mapOf, this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
+    if (maps === 'unit') {
+      const nulls = nullBestScoresFrom(this.nullUnits.length, (j) => this.nullUnitTmap(j), this.annotation);
+      return annotateUnitsFrom(list.length, (i) => this.unitTmap(list[i]), this.annotation, nulls).map((a, i) => ({ ...a, unit: list[i] }));
+    }
+    return annotateUnitsFrom(list.length, (i) => this.tmap(list[i]), this.annotation).map((a, i) => ({ ...a, unit: list[i] }));
   }
 
   /** Between TRs only: halfway through a TR the estimators hold two different TRs. */
@@ -533,6 +634,8 @@ export class CouplingEngine implements Estimator {
         codes: this.codeValues.slice(),
         glmUnits: this.glmUnits.slice(),
         mapUnits: this.mapUnits.slice(),
+        nullUnits: this.nullUnits.slice(),
+        nullShifts: this.nullShifts.slice(),
       },
       parts,
     };
@@ -564,6 +667,16 @@ export class CouplingEngine implements Estimator {
     const m = s.arrays.mapUnits;
     if (!(m instanceof Int32Array) || m.length !== this.mapUnits.length || m.some((u, i) => u !== this.mapUnits[i])) {
       throw mismatch('snapshot has other mapped units (unit maps)');
+    }
+    const nu = s.arrays.nullUnits;
+    const ns = s.arrays.nullShifts;
+    if (
+      !(nu instanceof Int32Array && ns instanceof Int32Array) ||
+      nu.length !== this.nullUnits.length ||
+      ns.length !== this.nullShifts.length ||
+      nu.some((u, j) => u !== this.nullUnits[j] || ns[j] !== this.nullShifts[j])
+    ) {
+      throw mismatch('snapshot has other temporal null columns (unit, shift) for the annotation');
     }
     const { features, codes } = s.arrays;
     if (!(features instanceof Float64Array) || features.length !== this.features) throw mismatch('snapshot features have the wrong size');

@@ -100,7 +100,11 @@ export interface OpenOptions {
   workers?: number;
   /** Engine setting overrides on top of the session's (tests, bench). */
   engine?: Partial<EngineSettings>;
-  /** Null draws for annotation p-values (default 100: p ≥ 1/101, enough for BH over 10 regressors). */
+  /**
+   * Spatial null draws for the annotation p-values of the GLM regressors (used only with
+   * unit_maps "none"; default 100: p ≥ 1/101, enough for BH over 10 regressors). The
+   * units' own maps use the temporal null, session `annotation_nulls`.
+   */
   annotationNulls?: number;
   /** Progress lines (CNN frames, cache) for a terminal. */
   log?: (message: string) => void;
@@ -415,21 +419,31 @@ async function assemble(p: Parts): Promise<OpenedSession> {
     const nullKind: NullKind = plan.trCount === null ? 'lagged' : 'circular';
     const shifts = nullShifts(settings.nulls, settings.window, trCount, nullKind);
     if (shifts < settings.nulls) warnings.push(nullShiftsWarning(settings.nulls, shifts, settings.window, trCount, nullKind));
-    const nullSeries = nullKind === 'circular' && shifts > 0 ? flattenResponses(cnn.responses, trCount) : undefined;
+    const annotate = p.atlas !== null;
+    const mapUnits = unitMapsOf(settings.unitMaps, U, config.path);
+    const annotationNulls = temporalNullColumns(settings, trCount, V, nullKind, annotate && mapUnits.length > 0);
+    if (annotationNulls.warning) warnings.push(annotationNulls.warning);
+    const series = (nullKind === 'circular' && shifts > 0) || annotationNulls.count > 0 ? flattenResponses(cnn.responses, trCount) : undefined;
+    const nullSeries = nullKind === 'circular' && shifts > 0 ? series : undefined;
     const networks = Math.max(0, options.networks ?? 8);
     const layers = cnn.layout.layers.map((l, i) => ({
       name: l.name,
       units: Array.from({ length: l.channels }, (_, c) => cnn.layout.offsets[i] + c),
     }));
-    const annotate = p.atlas !== null;
-    const mapUnits = unitMapsOf(settings.unitMaps, U, config.path);
     engine = new CouplingEngine({
       voxels: V,
       units: U + cnn.reducer.k,
       glmUnits: cnn.glmUnits,
       extras: extrasWidth,
       // The drift row ends with its constant (dctRow).
-      unitMaps: { units: mapUnits, interceptColumn: extrasWidth - 1 },
+      unitMaps: {
+        units: mapUnits,
+        interceptColumn: extrasWidth - 1,
+        nulls:
+          annotationNulls.count > 0 && series
+            ? { count: annotationNulls.count, seed: (config.seed ?? 0) + 7, minShift: annotationNulls.minShift, series }
+            : undefined,
+      },
       glm: { forgetting: settings.forgetting, workers: options.workers ?? defaultWorkers(V) },
       atlas: atlasOption,
       sliding: {
@@ -555,6 +569,46 @@ export function nullShiftsWarning(nulls: number, shifts: number, window: number,
       : `a live run's lagged nulls must all be ready within the first third of its ${trCount} TRs with window ${window}`;
   const what = shifts > 0 ? `${shifts} null shift${shifts === 1 ? '' : 's'} instead of ${nulls}` : `no null shifts (${nulls} asked for), so nothing is ever significant`;
   return `sliding coupling: ${what}: ${why}`;
+}
+
+/**
+ * Memory budget of the annotation's temporal null columns: their cross-products, 8·V bytes
+ * each, live in the unit maps' state and in every snapshot, and at hcp7t size (403,192
+ * voxels) the replay's peak RSS is 1973 MB without them, close to the 2 GiB target; 32 MiB
+ * allows 10 null columns there (measured peak 2030 MB) and the full 100 up to 41,943
+ * voxels (the demo has 25,760).
+ */
+export const ANNOTATION_NULLS_BUDGET_BYTES = 32 * 2 ** 20;
+
+/**
+ * The temporal null columns of the unit annotation (coupling.ts, UnitMapNullOptions):
+ * session `annotation_nulls`, capped by {@link ANNOTATION_NULLS_BUDGET_BYTES}, with shifts
+ * in [m, T − m], m = max(window, 20) TRs: at least the sliding window, as the coupling's
+ * circular nulls, and 20 TRs so that the HRF-smoothed response's autocorrelation is gone.
+ * None for a live run (its future responses are unknown), a run shorter than 2m TRs, or
+ * without annotated unit maps.
+ */
+export function temporalNullColumns(
+  settings: Pick<EngineSettings, 'annotationNulls' | 'window'>,
+  trCount: number,
+  voxels: number,
+  kind: NullKind,
+  wanted: boolean,
+): { count: number; minShift: number; warning?: string } {
+  const minShift = Math.max(settings.window, 20);
+  const asked = settings.annotationNulls;
+  if (!wanted || asked === 0) return { count: 0, minShift };
+  if (kind !== 'circular') return { count: 0, minShift, warning: 'annotation: a live run has no temporal null for the unit maps (its future responses are unknown), so their p-values are NaN' };
+  if (trCount - 2 * minShift + 1 < 1) {
+    return { count: 0, minShift, warning: `annotation: a ${trCount}-TR run has no circular shift in [${minShift}, ${trCount - minShift}] for the unit maps' temporal null, so their p-values are NaN` };
+  }
+  const cap = Math.max(1, Math.floor(ANNOTATION_NULLS_BUDGET_BYTES / (8 * voxels)));
+  if (asked <= cap) return { count: asked, minShift };
+  return {
+    count: cap,
+    minShift,
+    warning: `annotation: ${cap} temporal null maps instead of ${asked} (annotation_nulls): at ${voxels} voxels more would pass their ${ANNOTATION_NULLS_BUDGET_BYTES / 2 ** 20} MiB memory budget; p below 1/${cap + 1} comes from the normal tail fit`,
+  };
 }
 
 /** TR-major T×U copy of the first `trCount` unit responses (the circular nulls' series). */

@@ -110,6 +110,11 @@ describe('compareModels', () => {
       expect(m.mappedUnits).toBe(3);
       expect(Number.isInteger(Math.round(m.significantMapFraction * 3 * 1e9) / 1e9)).toBe(true);
     }
+    // The temporal null tests coupling: the noise model's units are not called significant
+    // (the old spatial null gave every model a fraction of 1), the feature model's are.
+    const maps = Object.fromEntries(result.models.map((m) => [m.name, m.significantMapFraction]));
+    expect(maps.noise).toBeLessThan(maps.features);
+    expect(maps.noise).toBe(0);
     // The same count from the features model's own analysis: its units' annotations at q ≤ fdr_q.
     const s = await openSession({ session: sessionFile }, { cacheDir: null, networks: 0, model: testModel('features') });
     try {

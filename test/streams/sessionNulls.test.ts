@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { analyzeSession } from '../../server/analysis/analyze.ts';
-import { nullShifts, nullShiftsWarning, openSession, type OpenOptions } from '../../server/streams/session.ts';
+import { ANNOTATION_NULLS_BUDGET_BYTES, nullShifts, nullShiftsWarning, openSession, temporalNullColumns, type OpenOptions } from '../../server/streams/session.ts';
 import { fakeExtractor } from './pipelineFixtures.ts';
 
 const TINY = join(import.meta.dirname, '..', '..', 'fixtures', 'tiny', 'session.json');
@@ -67,6 +67,37 @@ describe('session null shifts', () => {
         },
       });
       expect(checked).toBeGreaterThan(pairs);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('temporalNullColumns (the unit annotation temporal null)', () => {
+  const settings = { annotationNulls: 100, window: 30 };
+  it('asks for annotation_nulls columns, fewer past the memory budget, none for a live or short run', () => {
+    expect(temporalNullColumns(settings, 300, 25_760, 'circular', true)).toEqual({ count: 100, minShift: 30 });
+    const big = temporalNullColumns(settings, 300, 403_192, 'circular', true);
+    expect(big.count).toBe(Math.floor(ANNOTATION_NULLS_BUDGET_BYTES / (8 * 403_192)));
+    expect(big.count).toBe(10);
+    expect(big.warning).toMatch(/10 temporal null maps instead of 100/);
+    // m = max(window, 20): a 60-TR run with window 6 shifts in [20, 40].
+    expect(temporalNullColumns({ annotationNulls: 100, window: 6 }, 60, 500, 'circular', true)).toEqual({ count: 100, minShift: 20 });
+    expect(temporalNullColumns(settings, 59, 500, 'circular', true)).toMatchObject({ count: 0, warning: expect.stringMatching(/no circular shift in \[30, 29\]/) });
+    expect(temporalNullColumns(settings, 300, 500, 'lagged', true)).toMatchObject({ count: 0, warning: expect.stringMatching(/live run/) });
+    expect(temporalNullColumns(settings, 300, 500, 'circular', false)).toEqual({ count: 0, minShift: 30 });
+    expect(temporalNullColumns({ annotationNulls: 0, window: 30 }, 300, 500, 'circular', true)).toEqual({ count: 0, minShift: 30 });
+  });
+
+  it('the tiny session maps the shifted responses as extra columns: distinct (unit, shift) pairs, at most all of them', async () => {
+    const s = await openSession({ session: TINY }, opts({ window: 6, nulls: 4, regressors: 3 }));
+    try {
+      const pairs = s.engine.unitMapNulls;
+      // Every mapped unit × 21 shifts in [20, 40], or 100 when that is more.
+      expect(s.mapUnits.length).toBeGreaterThan(0);
+      expect(pairs.length).toBe(Math.min(100, s.mapUnits.length * 21));
+      expect(new Set(pairs.map((p) => `${p.unit}:${p.shift}`)).size).toBe(pairs.length);
+      for (const p of pairs) expect(p.shift >= 20 && p.shift <= 40).toBe(true);
     } finally {
       await s.close();
     }
