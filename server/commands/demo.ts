@@ -117,7 +117,7 @@ export const demo: Command = {
       });
       say(
         `${session.info.name}: ${session.info.trCount} TRs of ${session.info.tr} s at ${speed === 'max' ? 'max speed' : `${speed}×`}, ` +
-          `${session.maskIndices.length} voxels, ${session.info.units.length} units, ${session.info.features.length} features`,
+          `${session.maskIndices.length} voxels, ${session.cnn.units} units, ${session.info.features.length} features`,
       );
       if (!dashboardBuilt(values.static ? resolve(values.static) : resolve('client', 'dist'))) {
         say('warning: the dashboard is not built (run `npm run build:client`); the page will say so');
