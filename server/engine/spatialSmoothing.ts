@@ -60,7 +60,7 @@ export function smoothingSigmas(fwhm: Fwhm, affine: ArrayLike<ArrayLike<number>>
  * Half of scipy's `_gaussian_kernel1d(σ, 0, radius)`, radius = ⌊truncate·σ + 0.5⌋:
  * w[j] for j = 0..radius (the kernel is symmetric).
  */
-export function halfGaussianKernel(sigma: number, truncate = 4): Float64Array {
+function halfGaussianKernel(sigma: number, truncate = 4): Float64Array {
   const radius = Math.floor(truncate * sigma + 0.5);
   const full = new Float64Array(2 * radius + 1);
   let sum = 0;
